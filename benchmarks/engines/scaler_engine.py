@@ -1,0 +1,63 @@
+"""scaler: ``SchedulerClusterCombo(n_workers=W)`` plus a ``Client`` connected to ``combo.get_address()``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from benchmarks.engines.base import Engine
+
+
+class ScalerEngine(Engine):
+    """A local scaler scheduler with ``W`` workers, driven through the public ``scaler`` API."""
+
+    name = "scaler"
+    reports_scheduler_rss = True
+
+    def __init__(self, workers: int) -> None:
+        super().__init__(workers)
+        self._stack: contextlib.ExitStack | None = None
+        self._client: Any = None
+
+    def prepare(self) -> None:
+        from scaler import Client, SchedulerClusterCombo  # noqa: F401  (ImportError marks it unavailable)
+
+    def start(self) -> None:
+        from scaler import Client, SchedulerClusterCombo
+
+        stack = contextlib.ExitStack()
+        try:
+            combo = SchedulerClusterCombo(n_workers=self.workers)
+            stack.callback(combo.shutdown)
+            client = Client(combo.get_address())
+            stack.enter_context(client)
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+        self._client = client
+
+    def shutdown(self) -> None:
+        self._client = None
+        if self._stack is not None:
+            stack, self._stack = self._stack, None
+            stack.close()  # leaves the client context first, then shuts the combo down
+
+    @property
+    def client(self) -> Any:
+        """The connected ``scaler.Client``."""
+        assert self._client is not None, "engine not started"
+        return self._client
+
+    def map(self, fn: Callable[..., Any], args: Sequence[tuple[Any, ...]]) -> list[Any]:
+        return list(self.client.map(fn, list(args)))
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self.client.submit(fn, *args)
+
+    def put(self, obj: Any) -> Any:
+        return self.client.send_object(obj)
+
+    def get(self, graph: dict[Any, Any], keys: Sequence[Any]) -> dict[Any, Any]:
+        return dict(self.client.get(graph, keys=list(keys)))

@@ -1,0 +1,1 @@
+"""The client: submits work to a scheduler and returns futures."""

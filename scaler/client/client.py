@@ -1,0 +1,325 @@
+"""The Client: submit functions to a scheduler and get concurrent.futures-compatible futures back."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import cloudpickle
+
+from scaler import defaults
+from scaler.client.connection import SchedulerConnection, resolve_results
+from scaler.client.future import ScalerFuture
+from scaler.client.object_reference import ObjectReference
+from scaler.errors import ClientClosedError, SchedulerLostError, SerializationError, ShutdownRefusedError
+from scaler.io.address import validate_address
+from scaler.protocol.codec import FrameWriter, encode
+from scaler.protocol.ids import content_object_id, random_object_id, task_id_base
+from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag
+from scaler.serializer import DefaultSerializer, Serializer
+from scaler.worker.task_context import current_processor
+
+logger = logging.getLogger(__name__)
+
+
+class Client:
+    """A connection to a scheduler through which tasks are submitted.
+
+    ``Client(address)`` connects at once and fails with SchedulerLostError if no scheduler answers
+    within ``timeout_seconds``. Inside a task, ``Client()`` with no address connects to the
+    scheduler that runs the task. A Client can be passed to a task as an argument.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        timeout_seconds: float = defaults.CLIENT_TIMEOUT_SECONDS,
+        heartbeat_interval_seconds: float = defaults.CLIENT_HEARTBEAT_INTERVAL_SECONDS,
+        serializer: Serializer | None = None,
+        profiling: bool = False,
+    ) -> None:
+        if address is None:
+            processor = current_processor()
+            if processor is None:
+                raise ValueError("Client needs the scheduler's address, e.g. Client('tcp://127.0.0.1:2345')")
+            address = processor.scheduler_address
+        self.address = validate_address(address)
+        self.timeout_seconds = timeout_seconds
+        self.heartbeat_interval_seconds = heartbeat_interval_seconds
+        self.profiling = profiling
+        self._custom_serializer = serializer
+        self._serializer: Serializer = serializer if serializer is not None else DefaultSerializer()
+        self._futures: dict[int, ScalerFuture] = {}
+        self._function_ids: dict[Any, bytes] = {}
+        self._sent_objects: set[bytes] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+        serializer_id: bytes | None = None
+        serializer_payload = b""
+        if serializer is not None:
+            if not isinstance(serializer, Serializer):
+                raise TypeError("serializer must have serialize(obj) -> bytes and deserialize(bytes) -> obj")
+            try:
+                serializer_payload = cloudpickle.dumps(serializer, protocol=5)
+            except Exception as exc:
+                raise SerializationError(f"the serializer itself cannot be pickled: {exc}") from exc
+            serializer_id = content_object_id(serializer_payload)
+
+        self._connection = SchedulerConnection(
+            self.address, timeout_seconds, heartbeat_interval_seconds, self._on_results, self._on_lost
+        )
+        name = f"{socket.gethostname()}:{os.getpid()}"
+        self._connection.send_message(
+            encode(MessageType.CLIENT_CONNECT, [name, serializer_id, os.getpid(), socket.gethostname()])
+        )
+        if not self._connection.accepted.wait(timeout_seconds):
+            self._connection.close(timeout_seconds=1)
+            self._closed = True
+            raise SchedulerLostError(f"no scheduler answered at {self.address} within {timeout_seconds:g} s")
+        self.client_number, self._protected, self.scheduler_version = self._connection.accept_fields[:3]
+        self._task_ids = itertools.count(task_id_base(self.client_number) + 1)
+        if serializer_id is not None:
+            self._put_object(serializer_id, serializer_payload)
+        processor = current_processor()
+        self._base_priority = processor.task_priority + 1 if processor is not None else 0
+
+    # ------------------------------------------------------------------ context manager and pickling
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.disconnect()
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return _client_in_task, (self.address, self._custom_serializer, self.profiling, self.timeout_seconds)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "connected"
+        return f"<scaler.Client {state} to {self.address}>"
+
+    # ------------------------------------------------------------------ submitting
+
+    def submit(self, fn: Callable[..., Any], *args: Any, profiling: bool | None = None, **kwargs: Any) -> ScalerFuture:
+        """Run ``fn(*args, **kwargs)`` on a worker; returns its future at once."""
+        return self._submit_batch(fn, [args], kwargs, profiling)[0]
+
+    def map(self, fn: Callable[..., Any], iterable: Iterable[Any], profiling: bool | None = None) -> list[Any]:
+        """Run ``fn(*args)`` for every argument tuple in ``iterable``; returns the results in order.
+
+        ``client.map(f, [(1,), (2,)])`` returns ``[f(1), f(2)]``. If a task fails, map cancels the
+        others and raises that task's exception.
+        """
+        argument_tuples = []
+        for position, arguments in enumerate(iterable):
+            if not isinstance(arguments, (tuple, list)):
+                raise TypeError(
+                    f"map takes an iterable of argument tuples, like [(1,), (2,)]; item {position} is "
+                    f"{type(arguments).__name__}"
+                )
+            argument_tuples.append(arguments)
+        if not argument_tuples:
+            return []
+        futures = self._submit_batch(fn, argument_tuples, {}, profiling)
+        return gather(futures)
+
+    starmap = map
+
+    def send_object(self, obj: Any, name: str | None = None) -> ObjectReference:
+        """Store ``obj`` in the scheduler once; pass the reference to tasks instead of the object."""
+        self._check_open()
+        payload = self._serialize(obj, what=f"object {name or type(obj).__name__}")
+        object_id = random_object_id()
+        self._put_object(object_id, payload)
+        return ObjectReference(object_id, name, len(payload))
+
+    def delete_object(self, reference: ObjectReference) -> None:
+        """Delete an object sent with send_object from the scheduler and the workers."""
+        self._check_open()
+        self._connection.send_message(encode(MessageType.OBJECT_DELETE, [reference.object_id]))
+
+    # ------------------------------------------------------------------ ending
+
+    def clear(self) -> None:
+        """Cancel every pending future of this client and delete its objects everywhere."""
+        self._check_open()
+        with self._lock:
+            pending = list(self._futures.values())
+            self._futures.clear()
+            self._function_ids.clear()
+            self._sent_objects.clear()
+        self._connection.send_message(encode(MessageType.CLIENT_CLEAR))
+        for future in pending:
+            future._mark_cancelled()
+
+    def disconnect(self) -> None:
+        """Leave the scheduler: pending futures are cancelled and this client's objects deleted."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._connection.is_open:
+            self._connection.send_message(encode(MessageType.CLIENT_DISCONNECT))
+        self._connection.close()
+        with self._lock:
+            pending = list(self._futures.values())
+            self._futures.clear()
+        for future in pending:
+            future._mark_cancelled()
+
+    def shutdown(self) -> None:
+        """Ask the scheduler to stop the whole cluster; refused with ShutdownRefusedError when protected."""
+        self._check_open()
+        self._connection.shutdown_replied.clear()
+        self._connection.send_message(encode(MessageType.CLUSTER_SHUTDOWN))
+        if not self._connection.shutdown_replied.wait(self.timeout_seconds):
+            raise SchedulerLostError(f"the scheduler at {self.address} did not answer the shutdown request")
+        if self._connection.lost_error is not None and not self._connection.shutdown_reply:
+            raise self._connection.lost_error
+        accepted, reason = self._connection.shutdown_reply[:2]
+        if not accepted:
+            raise ShutdownRefusedError(reason)
+        self.disconnect()
+
+    # ------------------------------------------------------------------ internals
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError("this client is disconnected")
+        if self._connection.lost_error is not None:
+            raise self._connection.lost_error
+
+    def _serialize(self, obj: Any, what: str) -> bytes:
+        try:
+            return self._serializer.serialize(obj)
+        except Exception as exc:
+            raise SerializationError(f"cannot serialize {what}: {type(exc).__name__}: {exc}") from exc
+
+    def _put_object(self, object_id: bytes, payload: bytes) -> None:
+        writer = FrameWriter()
+        reference = writer.add(payload)
+        self._connection.send_message(encode(MessageType.OBJECT_PUT, [[object_id, reference]], writer.frames))
+
+    def _function_id(self, fn: Callable[..., Any]) -> bytes:
+        try:
+            cached = self._function_ids.get(fn)
+        except TypeError:  # an unhashable callable: serialized each time, stored once by content
+            cached = None
+        if cached is not None:
+            return cached
+        if not callable(fn):
+            raise TypeError(f"expected a callable, got {type(fn).__name__}")
+        payload = self._serialize(fn, what=f"function {getattr(fn, '__qualname__', repr(fn))}")
+        function_id = content_object_id(payload)
+        with self._lock:
+            if function_id not in self._sent_objects:
+                self._sent_objects.add(function_id)
+                self._put_object(function_id, payload)
+            try:
+                self._function_ids[fn] = function_id
+            except TypeError:
+                pass
+        return function_id
+
+    def _encode_argument(self, value: Any, position: int) -> list[Any]:
+        if isinstance(value, ObjectReference):
+            return [ArgumentKind.OBJECT, value.object_id]
+        return [ArgumentKind.INLINE, self._serialize(value, what=f"argument {position} ({type(value).__name__})")]
+
+    def _submit_batch(
+        self,
+        fn: Callable[..., Any],
+        argument_tuples: list[Any],
+        kwargs: dict[str, Any],
+        profiling: bool | None,
+    ) -> list[ScalerFuture]:
+        self._check_open()
+        function_id = self._function_id(fn)
+        flags = TaskFlag.RESULT_TO_CLIENT
+        if self.profiling if profiling is None else profiling:
+            flags |= TaskFlag.PROFILING
+        flags = int(flags)
+        keywords = list(kwargs)
+        keyword_values = list(kwargs.values())
+        priority = self._base_priority
+        serialize = self._serializer.serialize
+        encode_argument = self._encode_argument
+        items: list[list[Any]] = []
+        futures: list[ScalerFuture] = []
+        for arguments in argument_tuples:
+            task_id = next(self._task_ids)
+            encoded = []
+            for position, value in enumerate((*arguments, *keyword_values)):
+                if type(value) in _PLAIN_TYPES:
+                    try:
+                        encoded.append([ArgumentKind.INLINE, serialize(value)])
+                        continue
+                    except Exception:
+                        pass
+                encoded.append(encode_argument(value, position))
+            items.append([task_id, function_id, priority, flags, encoded, keywords])
+            futures.append(ScalerFuture(task_id, self._serializer, self._cancel_tasks))
+        with self._lock:
+            for future in futures:
+                self._futures[future.task_id] = future
+        self._connection.send_tasks(items)
+        return futures
+
+    def _cancel_tasks(self, task_ids: list[int]) -> None:
+        with self._lock:
+            for task_id in task_ids:
+                self._futures.pop(task_id, None)
+        if not self._closed and self._connection.is_open:
+            self._connection.send_message(encode(MessageType.TASK_CANCEL, task_ids))
+
+    def _on_results(self, fields: list[Any], frames: list[Any]) -> None:
+        """Called on the I/O thread with each TASK_RESULTS message."""
+        futures = self._futures
+        for task_id, status, payload, profile in resolve_results(fields, frames):
+            future = futures.pop(task_id, None)
+            if future is not None:
+                future.deliver(status, payload, profile)
+
+    def _on_lost(self, error: BaseException) -> None:
+        """Called on the I/O thread when the scheduler is gone: every pending future fails."""
+        with self._lock:
+            pending = list(self._futures.values())
+            self._futures.clear()
+        for future in pending:
+            future.fail(error)
+
+
+_PLAIN_TYPES = frozenset({int, float, str, bytes, bool, type(None)})
+
+
+def gather(futures: list[ScalerFuture]) -> list[Any]:
+    """Wait for every future; return the values in order, or raise the first failure (cancelling the rest)."""
+    done, not_done = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+    if not_done:
+        for future in not_done:
+            future.cancel()
+        for future in futures:
+            if future in done and not future.cancelled() and future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+    return [future.result() for future in futures]
+
+
+_clients_in_task: dict[tuple[str, int], Client] = {}
+
+
+def _client_in_task(address: str, serializer: Serializer | None, profiling: bool, timeout_seconds: float) -> Client:
+    """Rebuild a pickled Client. Inside a worker, one connection per scheduler is kept and reused."""
+    if current_processor() is None:
+        return Client(address, timeout_seconds=timeout_seconds, serializer=serializer, profiling=profiling)
+    key = (address, id(serializer) if serializer is not None else 0)
+    client = _clients_in_task.get(key)
+    if client is None or client._closed or client._connection.lost_error is not None:
+        client = Client(address, timeout_seconds=timeout_seconds, serializer=serializer, profiling=profiling)
+        _clients_in_task[key] = client
+    client._base_priority = current_processor().task_priority + 1  # type: ignore[union-attr]
+    return client

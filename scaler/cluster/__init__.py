@@ -1,0 +1,1 @@
+"""A scheduler and its workers started together on one machine."""

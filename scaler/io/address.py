@@ -1,0 +1,43 @@
+"""Addresses: parsing, free ports, and the monitor address derived from a scheduler address."""
+
+from __future__ import annotations
+
+import socket
+
+_SCHEMES = ("tcp://", "ipc://", "inproc://")
+
+
+def validate_address(address: str) -> str:
+    """Return ``address`` if it is a ZeroMQ address scaler can use, else raise ValueError."""
+    if not isinstance(address, str) or not address.startswith(_SCHEMES):
+        raise ValueError(f"not a ZeroMQ address (tcp://HOST:PORT or ipc://PATH): {address!r}")
+    if address.startswith("tcp://"):
+        host, _, port = address[len("tcp://") :].rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"a tcp address needs a host and a port in 1..65535: {address!r}")
+    return address
+
+
+def free_tcp_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def local_address() -> str:
+    """A fresh tcp address on 127.0.0.1."""
+    return f"tcp://127.0.0.1:{free_tcp_port()}"
+
+
+def default_monitor_address(address: str) -> str:
+    """The monitor address of a scheduler: the next port for tcp, a sibling path for ipc."""
+    if address.startswith("tcp://"):
+        host, _, port = address[len("tcp://") :].rpartition(":")
+        return f"tcp://{host}:{int(port) + 1}"
+    return address + ".monitor"
+
+
+def connectable(address: str) -> str:
+    """The address a peer connects to when the scheduler binds ``address`` (0.0.0.0 -> 127.0.0.1)."""
+    return address.replace("tcp://0.0.0.0:", "tcp://127.0.0.1:").replace("tcp://*:", "tcp://127.0.0.1:")

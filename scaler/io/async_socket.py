@@ -1,0 +1,117 @@
+"""A ZeroMQ socket driven by an asyncio loop through its file descriptor.
+
+ZeroMQ signals readiness on an edge-triggered descriptor, so after every send or receive the socket's
+EVENTS must be read again: messages that arrived meanwhile raise no new edge. This class drains all
+waiting messages in one callback and hands each to ``on_message`` synchronously, which lets the
+owner handle a whole burst before the loop runs anything else. Sends never block: a send that would
+block is queued and retried when the socket becomes writable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import zmq
+
+logger = logging.getLogger(__name__)
+
+MessageHandler = Callable[[list[Any]], None]
+
+# Largest number of messages handled in one callback before yielding to other loop work.
+_DRAIN_BATCH = 2000
+
+
+class AsyncSocket:
+    """Wraps a bound or connected ``zmq.Socket`` for use from one asyncio loop."""
+
+    def __init__(self, socket: zmq.Socket, on_message: MessageHandler, name: str) -> None:
+        self.socket = socket
+        self.name = name
+        self._on_message = on_message
+        self._loop = asyncio.get_running_loop()
+        self._fd = socket.getsockopt(zmq.FD)
+        self._backlog: collections.deque[Sequence[Any]] = collections.deque()
+        self._drain_scheduled = False
+        self._closed = False
+        self._loop.add_reader(self._fd, self._schedule_drain)
+        self._schedule_drain()
+
+    def send(self, parts: Sequence[Any]) -> None:
+        """Send a multipart message now if the socket takes it, else queue it in order."""
+        if self._closed:
+            return
+        if self._backlog:
+            self._backlog.append(parts)
+        else:
+            try:
+                self.socket.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                self._backlog.append(parts)
+        self._schedule_drain()
+
+    @property
+    def backlog_size(self) -> int:
+        """Messages waiting to be sent."""
+        return len(self._backlog)
+
+    def drain_now(self) -> None:
+        """Handle every message waiting on the socket right now."""
+        self._drain()
+
+    def close(self, linger_ms: int = 0) -> None:
+        """Stop watching the descriptor and close the socket."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._loop.remove_reader(self._fd)
+        except Exception:  # the loop may already be closed at interpreter exit
+            pass
+        self.socket.close(linger=linger_ms)
+
+    def _schedule_drain(self) -> None:
+        if not self._drain_scheduled and not self._closed:
+            self._drain_scheduled = True
+            self._loop.call_soon(self._drain)
+
+    def _drain(self) -> None:
+        self._drain_scheduled = False
+        if self._closed:
+            return
+        socket = self.socket
+        try:
+            events = socket.getsockopt(zmq.EVENTS)
+            if self._backlog and events & zmq.POLLOUT:
+                self._flush_backlog()
+            handled = 0
+            while socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                parts = socket.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+                try:
+                    self._on_message(parts)
+                except Exception:
+                    logger.exception("%s: handler failed on a message; message dropped", self.name)
+                handled += 1
+                if self._closed:
+                    return
+                if handled >= _DRAIN_BATCH:
+                    self._schedule_drain()
+                    return
+            if self._backlog:
+                self._loop.call_later(0.001, self._schedule_drain)
+        except zmq.Again:
+            self._schedule_drain()
+        except zmq.ZMQError as exc:
+            if not self._closed:
+                logger.error("%s: socket error %s", self.name, exc)
+
+    def _flush_backlog(self) -> None:
+        while self._backlog:
+            try:
+                self.socket.send_multipart(self._backlog[0], flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self._backlog.popleft()

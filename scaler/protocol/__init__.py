@@ -1,0 +1,1 @@
+"""The wire protocol shared by the client, the scheduler, the worker agents and the processors."""

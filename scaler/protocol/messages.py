@@ -1,0 +1,115 @@
+"""Every message type of scaler and the layout of its fields.
+
+A message is a ZeroMQ multipart message: one msgpack envelope ``[type, field, ...]`` followed by
+zero or more payload frames. A *payload reference* inside an envelope is either the payload itself
+(``bytes``, for small payloads) or an ``int`` naming the payload frame that carries it (large
+payloads travel as their own frame without copies). Payloads are user data: functions, arguments,
+results and objects serialized by the client's serializer. The scheduler never decodes them.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class MessageType(enum.IntEnum):
+    """Type codes; the layout of each message's fields follows its name."""
+
+    # client -> scheduler
+    CLIENT_CONNECT = 1  # [name: str, serializer_id: bytes | None, pid: int, hostname: str]
+    CLIENT_HEARTBEAT = 2  # []
+    OBJECT_PUT = 3  # [[object_id: bytes, payload_ref], ...]
+    TASK_SUBMIT = 4  # [[task_id, function_id, priority, flags, args, keywords], ...] (see TaskField)
+    TASK_CANCEL = 5  # [task_id, ...]   (also scheduler -> worker and agent -> processor)
+    OBJECT_DELETE = 6  # [object_id, ...]   (also scheduler -> worker and agent -> processor)
+    CLIENT_CLEAR = 7  # []
+    CLIENT_DISCONNECT = 8  # []
+    CLUSTER_SHUTDOWN = 9  # []
+
+    # scheduler -> client
+    CLIENT_ACCEPT = 20  # [client_number: int, protected: bool, scheduler_version: str]
+    TASK_RESULTS = 21  # [[task_id, status, payload_ref | None, profile | None], ...] (also worker ->)
+    HEARTBEAT_ECHO = 22  # []
+    SHUTDOWN_REPLY = 23  # [accepted: bool, reason: str]
+    CLIENT_REJECTED = 24  # [reason: str]  the scheduler does not know this client (any more)
+
+    # worker agent -> scheduler
+    WORKER_CONNECT = 40  # [name: str, pid: int, hostname: str, queue_capacity: int]
+    WORKER_HEARTBEAT = 41  # [cpu_percent: float, rss_bytes: int, queued: int, processors: int]
+    TASKS_RETURNED = 42  # [task_id, ...]  tasks handed back after TASK_WITHDRAW
+    WORKER_DISCONNECT = 43  # []
+
+    # scheduler -> worker agent
+    WORKER_ACCEPT = 60  # [scheduler_version: str]
+    TASK_ASSIGN = 61  # [[[object_id, payload_ref], ...], [[task fields for workers], ...]]
+    TASK_WITHDRAW = 62  # [task_id, ...]  give back these tasks if they have not started
+    WORKER_SHUTDOWN = 63  # []
+    WORKER_RECONNECT = 64  # []  the scheduler does not know this worker: drop every task and reconnect
+
+    # worker agent <-> processor
+    PROCESSOR_READY = 80  # [pid: int]
+    PROCESSOR_RUN = 81  # same layout as TASK_ASSIGN
+    PROCESSOR_SUSPENDED = 82  # [task_id]  the running task waits for nested tasks
+    PROCESSOR_RESUMED = 83  # [task_id]
+    PROCESSOR_RESULTS = 84  # [busy_seconds: float, [result items as in TASK_RESULTS]]
+    PROCESSOR_DROP = 85  # [task_id, ...]  forget these tasks without answering (the agent re-queued them)
+
+
+class TaskField(enum.IntEnum):
+    """Positions of a task's fields in TASK_SUBMIT items."""
+
+    TASK_ID = 0  # int, unique within the scheduler (client number in the high bits)
+    FUNCTION_ID = 1  # bytes, id of the function object sent with OBJECT_PUT
+    PRIORITY = 2  # int, larger runs first; a nested task gets its parent's priority plus one
+    FLAGS = 3  # int, TaskFlag bits
+    ARGS = 4  # list of [ArgumentKind, value]
+    KEYWORDS = 5  # list of str naming the last len(keywords) arguments
+
+
+class WorkerTaskField(enum.IntEnum):
+    """Positions of a task's fields in TASK_ASSIGN and PROCESSOR_RUN items."""
+
+    TASK_ID = 0
+    FUNCTION_ID = 1
+    PRIORITY = 2
+    FLAGS = 3
+    ARGS = 4  # list of [ArgumentKind.INLINE, payload_ref] or [ArgumentKind.OBJECT, object_id]
+    KEYWORDS = 5
+    SERIALIZER_ID = 6  # bytes id of the client's serializer object, or None for the default
+
+
+class TaskFlag(enum.IntFlag):
+    """Bits of a task's FLAGS field."""
+
+    NONE = 0
+    PROFILING = 1  # measure run time, CPU time and peak memory
+    RESULT_TO_CLIENT = 2  # send the result to the client that submitted the task
+    RESULT_KEPT = 4  # keep the result in the scheduler as an object for dependent tasks
+
+
+class ArgumentKind(enum.IntEnum):
+    """How one argument of a task is given."""
+
+    INLINE = 0  # value is a payload reference
+    OBJECT = 1  # value is the id of an object in the scheduler
+    TASK = 2  # value is the id of another task of the same client whose result is the argument
+
+
+class TaskStatus(enum.IntEnum):
+    """How a task ended, in TASK_RESULTS items."""
+
+    SUCCESS = 0  # payload: the serialized result
+    RAISED = 1  # payload: the pickled exception with its traceback
+    CANCELLED = 2  # payload: None
+    WORKER_DIED = 3  # payload: utf-8 text saying what happened
+    PROCESSOR_DIED = 4  # payload: utf-8 text naming the exit code or signal
+    TIMED_OUT = 5  # payload: utf-8 text naming the limit
+    FAILED = 6  # payload: utf-8 text (bad input that no worker could run, a missing object, ...)
+
+
+class ProfileField(enum.IntEnum):
+    """Positions in the profile list of a TASK_RESULTS item."""
+
+    DURATION_S = 0
+    CPU_TIME_S = 1
+    PEAK_MEMORY_BYTES = 2

@@ -1,0 +1,1 @@
+"""The scheduler: one asyncio loop and one ROUTER socket serving clients and workers."""

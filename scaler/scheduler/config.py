@@ -1,0 +1,27 @@
+"""Settings of a scheduler."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from scaler import defaults
+
+
+@dataclasses.dataclass
+class SchedulerConfig:
+    """Everything a scheduler needs to start; every field defaults to scaler.defaults."""
+
+    address: str
+    monitor_address: str | None = None
+    client_timeout_seconds: float = defaults.SCHEDULER_CLIENT_TIMEOUT_SECONDS
+    worker_timeout_seconds: float = defaults.SCHEDULER_WORKER_TIMEOUT_SECONDS
+    object_retention_seconds: float = defaults.SCHEDULER_OBJECT_RETENTION_SECONDS
+    load_balance_seconds: float = defaults.SCHEDULER_LOAD_BALANCE_SECONDS
+    load_balance_trigger_times: int = defaults.SCHEDULER_LOAD_BALANCE_TRIGGER_TIMES
+    per_worker_queue_size: int = defaults.SCHEDULER_PER_WORKER_QUEUE_SIZE
+    max_number_of_tasks_waiting: int = defaults.SCHEDULER_MAX_NUMBER_OF_TASKS_WAITING
+    io_threads: int = defaults.SCHEDULER_IO_THREADS
+    protected: bool = defaults.SCHEDULER_PROTECTED
+    status_interval_seconds: float = defaults.SCHEDULER_STATUS_INTERVAL_SECONDS
+    allowed_failures: int = defaults.SCHEDULER_ALLOWED_FAILURES
+    event_loop: str = defaults.EVENT_LOOP

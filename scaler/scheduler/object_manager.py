@@ -1,0 +1,111 @@
+"""Keeps objects (functions, serializers, user objects, kept results) and knows which worker holds which.
+
+The scheduler stores an object's payload as it arrived and never decodes it. A worker receives an
+object once, with the first task that needs it, and keeps it until the scheduler deletes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from scaler.protocol.codec import Payload, payload_size
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(slots=True)
+class ObjectRecord:
+    """One object and who owns and holds it."""
+
+    object_id: bytes
+    payload: Payload
+    size: int
+    owners: set[int]  # numbers of the clients that own it
+    holders: set[bytes]  # identities of the workers that hold a copy
+
+
+class ObjectManager:
+    """Stores objects by id, tracks their owners and the workers holding copies."""
+
+    def __init__(self, tell_workers_to_delete: Callable[[bytes, list[bytes]], None]) -> None:
+        self._tell_workers_to_delete = tell_workers_to_delete
+        self._objects: dict[bytes, ObjectRecord] = {}
+        self._by_owner: dict[int, set[bytes]] = {}
+        self._held_by_worker: dict[bytes, set[bytes]] = {}
+        self.total_bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+    def __contains__(self, object_id: bytes) -> bool:
+        return object_id in self._objects
+
+    def put(self, owner: int, object_id: bytes, payload: Payload) -> None:
+        """Store an object for ``owner``; a second put of the same id only adds the owner."""
+        record = self._objects.get(object_id)
+        if record is None:
+            size = payload_size(payload)
+            record = ObjectRecord(object_id, payload, size, set(), set())
+            self._objects[object_id] = record
+            self.total_bytes += size
+        record.owners.add(owner)
+        self._by_owner.setdefault(owner, set()).add(object_id)
+
+    def delete(self, owner: int, object_ids: Iterable[bytes]) -> None:
+        """Drop ``owner``'s claim on these objects; an object nobody owns is deleted everywhere."""
+        owned = self._by_owner.get(owner)
+        for object_id in object_ids:
+            record = self._objects.get(object_id)
+            if record is None or owner not in record.owners:
+                continue
+            record.owners.discard(owner)
+            if owned is not None:
+                owned.discard(object_id)
+            if not record.owners:
+                self._remove(record)
+
+    def delete_all_of(self, owner: int) -> None:
+        """Drop every claim of ``owner`` (the client left or cleared its objects)."""
+        owned = self._by_owner.pop(owner, set())
+        self.delete(owner, list(owned))
+
+    def missing_for_worker(self, worker: bytes, object_ids: Iterable[bytes]) -> tuple[list[ObjectRecord], list[bytes]]:
+        """Objects among ``object_ids`` the worker does not hold yet (marked held from now on),
+        and the ids that do not exist at all."""
+        held = self._held_by_worker.setdefault(worker, set())
+        to_send: list[ObjectRecord] = []
+        unknown: list[bytes] = []
+        for object_id in object_ids:
+            if object_id in held:
+                continue
+            record = self._objects.get(object_id)
+            if record is None:
+                unknown.append(object_id)
+                continue
+            record.holders.add(worker)
+            held.add(object_id)
+            to_send.append(record)
+        return to_send, unknown
+
+    def forget_worker(self, worker: bytes) -> None:
+        """The worker is gone: it holds nothing any more."""
+        for object_id in self._held_by_worker.pop(worker, set()):
+            record = self._objects.get(object_id)
+            if record is not None:
+                record.holders.discard(worker)
+
+    def describe(self) -> dict[str, Any]:
+        """Status figures for the monitor."""
+        return {"count": len(self._objects), "bytes": self.total_bytes}
+
+    def _remove(self, record: ObjectRecord) -> None:
+        del self._objects[record.object_id]
+        self.total_bytes -= record.size
+        for worker in record.holders:
+            held = self._held_by_worker.get(worker)
+            if held is not None:
+                held.discard(record.object_id)
+            self._tell_workers_to_delete(worker, [record.object_id])

@@ -1,0 +1,3 @@
+"""The version of scaler."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,61 @@
+"""The agent's queue of tasks not yet handed to a processor: by priority, removable by id."""
+
+from __future__ import annotations
+
+import collections
+from typing import Any
+
+from scaler.protocol.messages import WorkerTaskField
+
+
+class AgentTaskQueue:
+    """Tasks by priority (larger first), first in first out within a priority; removal by id is O(1)."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[int, collections.deque[list[Any]]] = {}
+        self._priorities: list[int] = []
+        self._live: dict[int, list[Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def __contains__(self, task_id: int) -> bool:
+        return task_id in self._live
+
+    def push(self, task: list[Any], front: bool = False) -> None:
+        priority = task[WorkerTaskField.PRIORITY]
+        bucket = self._buckets.get(priority)
+        if bucket is None:
+            bucket = self._buckets[priority] = collections.deque()
+            self._priorities.append(priority)
+            self._priorities.sort(reverse=True)
+        if front:
+            bucket.appendleft(task)
+        else:
+            bucket.append(task)
+        self._live[task[WorkerTaskField.TASK_ID]] = task
+
+    def remove(self, task_id: int) -> list[Any] | None:
+        """Take a task out by id; it is skipped when its turn comes."""
+        return self._live.pop(task_id, None)
+
+    def pop(self) -> list[Any] | None:
+        """The next task to run, or None."""
+        while self._priorities:
+            priority = self._priorities[0]
+            bucket = self._buckets[priority]
+            while bucket:
+                task = bucket.popleft()
+                if self._live.pop(task[WorkerTaskField.TASK_ID], None) is task:
+                    return task
+            del self._buckets[priority]
+            self._priorities.pop(0)
+        return None
+
+    def clear(self) -> list[list[Any]]:
+        """Remove and return every task."""
+        tasks = list(self._live.values())
+        self._buckets.clear()
+        self._priorities.clear()
+        self._live.clear()
+        return tasks
