@@ -1,9 +1,9 @@
 """scaler: a distributed computation engine for Python.
 
-    from scaler import Client, SchedulerClusterCombo
+from scaler import Client, SchedulerClusterCombo
 
-    with SchedulerClusterCombo(n_workers=4) as cluster, Client(cluster.get_address()) as client:
-        print(client.map(pow, [(2, 10), (3, 3)]))
+with SchedulerClusterCombo(n_workers=4) as cluster, Client(cluster.get_address()) as client:
+    print(client.map(pow, [(2, 10), (3, 3)]))
 """
 
 from scaler.client.client import Client

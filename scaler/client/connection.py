@@ -206,6 +206,4 @@ class SchedulerConnection:
 
 def resolve_results(fields: list[Any], frames: list[Any]) -> list[tuple[int, int, Payload | None, Any]]:
     """Parse TASK_RESULTS items into (task id, status, payload, profile)."""
-    return [
-        (item[0], item[1], None if item[2] is None else resolve(item[2], frames), item[3]) for item in fields
-    ]
+    return [(item[0], item[1], None if item[2] is None else resolve(item[2], frames), item[3]) for item in fields]

@@ -27,9 +27,7 @@ class Outbox:
         self._results: dict[bytes, _ResultBatch] = {}
         self._id_lists: dict[tuple[bytes, MessageType], list[Any]] = {}
 
-    def add_result(
-        self, identity: bytes, task_id: int, status: int, payload: Payload | None, profile: Any
-    ) -> None:
+    def add_result(self, identity: bytes, task_id: int, status: int, payload: Payload | None, profile: Any) -> None:
         """Queue one task's result for the peer ``identity``."""
         batch = self._results.get(identity)
         if batch is None:

@@ -54,12 +54,20 @@ class Scheduler:
         self.clients = ClientManager(self._send, config.client_timeout_seconds, config.protected, self._on_client_gone)
         self.objects = ObjectManager(self._tell_worker_to_delete)
         self.workers = WorkerManager(
-            self._send, config.worker_timeout_seconds, config.per_worker_queue_size,
-            self._on_worker_gone, lambda: None,
+            self._send,
+            config.worker_timeout_seconds,
+            config.per_worker_queue_size,
+            self._on_worker_gone,
+            lambda: None,
         )
         self.tasks = TaskManager(
-            self._send, self.outbox, self.clients, self.workers, self.objects,
-            config.allowed_failures, config.max_number_of_tasks_waiting,
+            self._send,
+            self.outbox,
+            self.clients,
+            self.workers,
+            self.objects,
+            config.allowed_failures,
+            config.max_number_of_tasks_waiting,
         )
         self.status = StatusReporter(
             self._monitor,

@@ -139,8 +139,11 @@ class TaskManager:
         if self._max_tasks_waiting >= 0 and self._queue.live + len(records) > self._max_tasks_waiting:
             for record in records:
                 self._outbox.add_result(
-                    client.identity, record.task_id, TaskStatus.FAILED,
-                    b"the scheduler holds its maximum number of waiting tasks", None,
+                    client.identity,
+                    record.task_id,
+                    TaskStatus.FAILED,
+                    b"the scheduler holds its maximum number of waiting tasks",
+                    None,
                 )
             return
         accepted: list[TaskRecord] = []
@@ -307,7 +310,13 @@ class TaskManager:
                 raise MalformedMessage("unknown argument kind")
         wire = [task_id, function_id, priority, flags, wire_args, keywords, client.serializer_id]
         return TaskRecord(
-            task_id, client.number, priority, flags, wire, tuple(dict.fromkeys(object_ids)), has_frames,
+            task_id,
+            client.number,
+            priority,
+            flags,
+            wire,
+            tuple(dict.fromkeys(object_ids)),
+            has_frames,
             tuple(dict.fromkeys(dependencies)),
         )
 

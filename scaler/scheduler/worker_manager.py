@@ -104,7 +104,8 @@ class WorkerManager:
         record = self._workers.pop(identity, None)
         if record is None:
             return
-        logger.warning("worker %s gone (%s) with %d assigned tasks", record.name, reason, len(record.assigned))
+        level = logging.INFO if reason == "disconnected" else logging.WARNING
+        logger.log(level, "worker %s gone (%s) with %d assigned tasks", record.name, reason, len(record.assigned))
         self._on_worker_gone(record)
 
     def expire(self, now: float) -> None:

@@ -12,7 +12,9 @@ from scaler import defaults
 LOG_FORMAT = "[%(levelname)s]%(asctime)s: %(name)s: %(message)s"
 
 
-def logging_config(paths: Sequence[str] = defaults.LOGGING_PATHS, level: str = defaults.LOGGING_LEVEL) -> dict[str, Any]:
+def logging_config(
+    paths: Sequence[str] = defaults.LOGGING_PATHS, level: str = defaults.LOGGING_LEVEL
+) -> dict[str, Any]:
     """A logging.config dictionary writing to each of ``paths`` (/dev/stdout, /dev/stderr or files)."""
     handlers: dict[str, Any] = {}
     for index, path in enumerate(paths):

@@ -311,9 +311,7 @@ class WorkerAgent:
             self._processor_socket.send([handle.identity, *encode(MessageType.PROCESSOR_DROP, waiting)])
             for other in reversed(waiting):
                 self._queue.push(handle.in_flight.pop(other), front=True)
-        if self._active_processor() is None and not any(
-            not h.ready and not h.stopping for h in self._processors
-        ):
+        if self._active_processor() is None and not any(not h.ready and not h.stopping for h in self._processors):
             self._start_processor()
         self._feed()
 

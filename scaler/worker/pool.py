@@ -53,8 +53,9 @@ class WorkerPool:
         if worker_names and len(worker_names) != n_workers:
             raise ValueError(f"{len(worker_names)} worker names given for {n_workers} workers")
         self._configs = [
-            dataclasses.replace(base_config, name=worker_names[i] if worker_names else base_config.name and
-                                f"{base_config.name}-{i}")
+            dataclasses.replace(
+                base_config, name=worker_names[i] if worker_names else base_config.name and f"{base_config.name}-{i}"
+            )
             for i in range(n_workers)
         ]
         self._logging_settings = logging_settings

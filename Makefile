@@ -1,0 +1,40 @@
+# Everything starts from a fresh clone with Python 3.10+ on the PATH as python3.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test test-soak lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: start a local scheduler with workers and run the quickstart example on it.
+run: install
+	$(BIN)/python examples/quickstart.py
+
+## make test: lint, then the whole test suite (short versions of the soak and fault runs).
+test: install lint
+	$(BIN)/python -m pytest -q
+
+## make test-soak: the long soak and fault runs as well.
+test-soak: install
+	SCALER_SOAK=1 $(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+
+## make bench: compare scaler with Dask distributed and the process pools (see docs/performance.md).
+bench: install
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""python -m scaler ADDRESS: run a scheduler (see scaler_scheduler --help)."""
+
+from scaler.cli.scheduler import main
+
+main()

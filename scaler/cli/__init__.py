@@ -1,0 +1,1 @@
+"""Command lines: scaler_scheduler, scaler_worker (also scaler_cluster) and scaler_top."""

@@ -1,0 +1,74 @@
+"""Fixtures: a shared local cluster, and a check after every test that no process was left behind."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+from scaler import Client, SchedulerClusterCombo
+from tests.helpers import describe, live_children, wait_until
+
+SOAK = os.environ.get("SCALER_SOAK") == "1"
+
+_shared_roots: set[int] = set()
+
+
+def shared_cluster_pids() -> set[int]:
+    """Processes of the module-wide clusters (their schedulers, workers and processors)."""
+    pids = set()
+    for root in list(_shared_roots):
+        try:
+            process = psutil.Process(root)
+            pids.add(root)
+            pids.update(child.pid for child in process.children(recursive=True))
+        except psutil.NoSuchProcess:
+            _shared_roots.discard(root)
+    return pids
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test that leaves a process behind, beyond the module's shared cluster."""
+    yield
+
+    def leaked() -> list[psutil.Process]:
+        allowed = shared_cluster_pids()
+        return [p for p in live_children() if p.pid not in allowed]
+
+    if not wait_until(lambda: not leaked(), timeout_seconds=10):
+        leaked_now = leaked()
+        for process in leaked_now:
+            try:
+                process.kill()
+            except psutil.Error:
+                pass
+        pytest.fail(f"processes left behind: {describe(leaked_now)}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def empty_process_tree_at_end() -> Iterator[None]:
+    """After the whole session, this process has no live descendant."""
+    yield
+    assert wait_until(lambda: not live_children(), timeout_seconds=10), describe(live_children())
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[SchedulerClusterCombo]:
+    """A scheduler and two workers shared by the tests of one module."""
+    combo = SchedulerClusterCombo(n_workers=2, protected=True)
+    roots = {combo.scheduler_pid, *combo.worker_pids}
+    _shared_roots.update(pid for pid in roots if pid is not None)
+    try:
+        yield combo
+    finally:
+        combo.shutdown()
+        _shared_roots.difference_update(roots)
+
+
+@pytest.fixture
+def client(cluster: SchedulerClusterCombo) -> Iterator[Client]:
+    with Client(cluster.get_address(), timeout_seconds=30) as connected:
+        yield connected

@@ -1,0 +1,41 @@
+"""Helpers shared by the tests: polling with a deadline, and the process tree."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+import psutil
+
+
+def wait_until(condition: Callable[[], bool], timeout_seconds: float, interval: float = 0.02) -> bool:
+    """Poll ``condition`` until it holds or the deadline passes; return whether it held."""
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
+
+
+def live_children() -> list[psutil.Process]:
+    """Every live descendant of this test process (zombies excluded)."""
+    alive = []
+    for child in psutil.Process(os.getpid()).children(recursive=True):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:
+                alive.append(child)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def describe(processes: list[psutil.Process]) -> str:
+    lines = []
+    for process in processes:
+        try:
+            lines.append(f"{process.pid} {' '.join(process.cmdline())[:120]}")
+        except psutil.Error:
+            lines.append(str(process.pid))
+    return "; ".join(lines)

@@ -1,0 +1,172 @@
+"""The scheduler's managers driven directly, with no sockets: events in, messages out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from scaler.protocol.codec import decode, encode
+from scaler.protocol.ids import task_id_base
+from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag, TaskStatus
+from scaler.scheduler.client_manager import ClientManager
+from scaler.scheduler.object_manager import ObjectManager
+from scaler.scheduler.outbox import Outbox
+from scaler.scheduler.task_manager import TaskManager
+from scaler.scheduler.task_states import InvalidTransition, TaskState, check_transition
+from scaler.scheduler.worker_manager import WorkerManager
+
+FUNCTION = b"F" * 16
+
+
+class Wiring:
+    """The managers connected as the scheduler connects them, with sends captured."""
+
+    def __init__(self, allowed_failures: int = 3, queue_size: int = 1000) -> None:
+        self.sent: list[tuple[bytes, MessageType, list[Any]]] = []
+        self.outbox = Outbox(self.send)
+        self.clients = ClientManager(self.send, 60, True, self._client_gone)
+        self.objects = ObjectManager(lambda worker, ids: None)
+        self.workers = WorkerManager(self.send, 60, queue_size, lambda w: self.tasks.on_worker_gone(w), lambda: None)
+        self.tasks = TaskManager(self.send, self.outbox, self.clients, self.workers, self.objects, allowed_failures, -1)
+
+    def send(self, identity: bytes, parts: list[Any]) -> None:
+        msg_type, fields, _ = decode(parts)
+        self.sent.append((identity, msg_type, fields))
+
+    def _client_gone(self, record: Any) -> None:
+        self.tasks.cancel_all_of(record.number)
+        self.objects.delete_all_of(record.number)
+
+    def step(self) -> None:
+        self.tasks.assign_ready_tasks()
+        self.outbox.flush()
+
+    def take(self, msg_type: MessageType) -> list[tuple[bytes, list[Any]]]:
+        found = [(identity, fields) for identity, kind, fields in self.sent if kind is msg_type]
+        self.sent = [entry for entry in self.sent if entry[1] is not msg_type]
+        return found
+
+    def connect_client(self) -> Any:
+        self.clients.on_connect(b"client", ["test", None, 1, "host"])
+        record = self.clients.touch(b"client")
+        self.objects.put(record.number, FUNCTION, b"function payload")
+        return record
+
+    def submit(self, client: Any, count: int, dependencies: dict[int, list[int]] | None = None) -> list[int]:
+        base = task_id_base(client.number)
+        items = []
+        for index in range(1, count + 1):
+            args: list[Any] = [[ArgumentKind.INLINE, b"arg"]]
+            for dependency in (dependencies or {}).get(index, []):
+                args.append([ArgumentKind.TASK, base + dependency])
+            items.append([base + index, FUNCTION, 0, int(TaskFlag.RESULT_TO_CLIENT), args, []])
+        self.tasks.on_submit(client, items, [])
+        self.step()
+        return [base + index for index in range(1, count + 1)]
+
+
+def assigned_ids(fields: list[Any]) -> list[int]:
+    return [task[0] for task in fields[1]]
+
+
+def test_tasks_wait_for_free_slots_and_flow_to_the_worker_as_slots_free() -> None:
+    wiring = Wiring(queue_size=2)
+    client = wiring.connect_client()
+    wiring.workers.on_connect(b"w1", ["w1", 1, "host", 0])
+    ids = wiring.submit(client, 3)
+    first = wiring.take(MessageType.TASK_ASSIGN)
+    assert len(first) == 1 and assigned_ids(first[0][1]) == ids[:2]
+    assert first[0][1][0] == [[FUNCTION, b"function payload"]]  # the function travels with its first task
+    worker = wiring.workers.get(b"w1")
+    wiring.tasks.on_worker_results(worker, [[ids[0], int(TaskStatus.SUCCESS), b"r", None]], [])
+    wiring.step()
+    second = wiring.take(MessageType.TASK_ASSIGN)
+    assert assigned_ids(second[0][1]) == [ids[2]]
+    assert second[0][1][0] == []  # the worker already holds the function
+    results = wiring.take(MessageType.TASK_RESULTS)
+    assert results == [(b"client", [[ids[0], TaskStatus.SUCCESS, b"r", None]])]
+    assert ids[0] not in wiring.tasks
+
+
+def test_a_result_from_a_worker_the_task_is_not_assigned_to_is_ignored() -> None:
+    wiring = Wiring()
+    client = wiring.connect_client()
+    wiring.workers.on_connect(b"w1", ["w1", 1, "host", 0])
+    wiring.workers.on_connect(b"w2", ["w2", 2, "host", 0])
+    ids = wiring.submit(client, 2)
+    assignments = dict(wiring.take(MessageType.TASK_ASSIGN))
+    on_w1 = assigned_ids(assignments[b"w1"])[0]
+    wiring.tasks.on_worker_results(wiring.workers.get(b"w2"), [[on_w1, int(TaskStatus.SUCCESS), b"r", None]], [])
+    wiring.step()
+    assert wiring.take(MessageType.TASK_RESULTS) == []
+    assert on_w1 in wiring.tasks and len(ids) == 2
+
+
+def test_tasks_of_a_dead_worker_are_requeued_then_fail_after_the_allowed_failures() -> None:
+    wiring = Wiring(allowed_failures=1)
+    client = wiring.connect_client()
+    (task_id,) = wiring.submit(client, 1)
+    for attempt in range(2):
+        name = f"w{attempt}".encode()
+        wiring.workers.on_connect(name, [name.decode(), 1, "host", 0])
+        wiring.step()
+        assert assigned_ids(wiring.take(MessageType.TASK_ASSIGN)[0][1]) == [task_id]
+        wiring.workers.remove(name, reason="killed")
+        wiring.step()
+    results = wiring.take(MessageType.TASK_RESULTS)
+    assert results[0][1][0][:2] == [task_id, TaskStatus.WORKER_DIED]
+    assert b"lost its worker 2 times" in results[0][1][0][2]
+
+
+def test_assignments_level_the_queues_of_the_workers() -> None:
+    wiring = Wiring(queue_size=10)
+    client = wiring.connect_client()
+    wiring.workers.on_connect(b"a", ["a", 1, "host", 0])
+    wiring.workers.on_connect(b"b", ["b", 2, "host", 0])
+    wiring.submit(client, 40)
+    counts = {identity: len(fields[1]) for identity, fields in wiring.take(MessageType.TASK_ASSIGN)}
+    assert counts == {b"a": 10, b"b": 10}
+    assert wiring.tasks.describe()["queued"] == 20
+
+
+def test_a_graph_runs_a_task_only_when_its_dependencies_are_done_and_frees_their_results() -> None:
+    wiring = Wiring()
+    client = wiring.connect_client()
+    wiring.workers.on_connect(b"w", ["w", 1, "host", 0])
+    ids = wiring.submit(client, 3, dependencies={3: [1, 2]})
+    assert assigned_ids(wiring.take(MessageType.TASK_ASSIGN)[0][1]) == ids[:2]
+    worker = wiring.workers.get(b"w")
+    wiring.tasks.on_worker_results(worker, [[ids[0], 0, b"one", None], [ids[1], 0, b"two", None]], [])
+    wiring.step()
+    objects, tasks = wiring.take(MessageType.TASK_ASSIGN)[0][1]
+    assert [t[0] for t in tasks] == [ids[2]]
+    assert sorted(payload for _, payload in objects) == [b"one", b"two"]
+    wiring.tasks.on_worker_results(worker, [[ids[2], 0, b"three", None]], [])
+    wiring.step()
+    assert len(wiring.objects) == 1  # only the function is left
+
+
+def test_a_client_that_leaves_has_its_tasks_and_objects_removed() -> None:
+    wiring = Wiring()
+    client = wiring.connect_client()
+    wiring.submit(client, 5)
+    assert wiring.tasks.tasks_of_client(client.number) == 5
+    wiring.clients.remove(b"client", reason="test")
+    assert wiring.tasks.tasks_of_client(client.number) == 0 and len(wiring.tasks) == 0
+    assert len(wiring.objects) == 0
+
+
+def test_the_transition_table_refuses_moves_it_does_not_list() -> None:
+    check_transition(TaskState.QUEUED, TaskState.ASSIGNED)
+    with pytest.raises(InvalidTransition):
+        check_transition(TaskState.CANCELLING, TaskState.QUEUED)
+
+
+def test_a_task_id_of_another_client_is_malformed() -> None:
+    wiring = Wiring()
+    client = wiring.connect_client()
+    foreign = task_id_base(client.number + 1) + 1
+    with pytest.raises(ValueError, match="does not belong"):
+        wiring.tasks.on_submit(client, [[foreign, FUNCTION, 0, 2, [], []]], [])
+    assert encode(MessageType.CLIENT_HEARTBEAT)  # the codec still works after the refusal
