@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 from collections.abc import Iterator
 
 import psutil
@@ -48,9 +50,16 @@ def no_process_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
         pytest.fail(f"processes left behind: {describe(leaked_now)}")
 
 
+def _become_subreaper() -> None:
+    """Orphaned descendants are re-parented to this process instead of init, so leaks stay visible."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER
+
+
 @pytest.fixture(scope="session", autouse=True)
 def empty_process_tree_at_end() -> Iterator[None]:
     """After the whole session, this process has no live descendant."""
+    _become_subreaper()
     yield
     assert wait_until(lambda: not live_children(), timeout_seconds=10), describe(live_children())
 

@@ -16,6 +16,7 @@ import cloudpickle
 from scaler import defaults
 from scaler.client.connection import SchedulerConnection, resolve_results
 from scaler.client.future import ScalerFuture
+from scaler.client.graph import build_container, cull_and_order, dependencies_of, is_task
 from scaler.client.object_reference import ObjectReference
 from scaler.errors import ClientClosedError, SchedulerLostError, SerializationError, ShutdownRefusedError
 from scaler.io.address import validate_address
@@ -130,6 +131,32 @@ class Client:
         return gather(futures)
 
     starmap = map
+
+    def get(
+        self, graph: dict[Any, Any], keys: list[Any], block: bool = True, profiling: bool | None = None
+    ) -> dict[Any, Any]:
+        """Compute ``keys`` of a Dask-style graph; returns {key: value}, or {key: future} when not blocking.
+
+        A graph maps keys to literal values or to tasks ``(function, *arguments)`` whose arguments
+        may be keys, or lists and tuples holding keys. Only what ``keys`` need runs; each task runs as
+        soon as its inputs are ready. A cycle or a key missing from the graph raises GraphError at once.
+        """
+        self._check_open()
+        order = cull_and_order(graph, keys)
+        builder = _GraphBuilder(self, graph, set(keys), profiling)
+        for key in order:
+            builder.add_node(key)
+        futures = builder.futures_for(keys)
+        with self._lock:
+            for future in futures.values():
+                if not future.done():
+                    self._futures[future.task_id] = future
+        if builder.items:
+            self._connection.send_tasks(builder.items)
+        if not block:
+            return futures
+        values = gather(list(futures.values()))
+        return dict(zip(futures.keys(), values, strict=True))
 
     def send_object(self, obj: Any, name: str | None = None) -> ObjectReference:
         """Store ``obj`` in the scheduler once; pass the reference to tasks instead of the object."""
@@ -295,6 +322,66 @@ class Client:
 
 
 _PLAIN_TYPES = frozenset({int, float, str, bytes, bool, type(None)})
+
+
+class _GraphBuilder:
+    """Turns graph nodes into task items whose arguments refer to other tasks by id."""
+
+    def __init__(self, client: Client, graph: dict[Any, Any], wanted: set[Any], profiling: bool | None) -> None:
+        self._client = client
+        self._graph = graph
+        self._wanted = wanted
+        self._flags = int(TaskFlag.PROFILING) if (client.profiling if profiling is None else profiling) else 0
+        self.items: list[list[Any]] = []
+        self.task_ids: dict[Any, int] = {}
+        self.literals: dict[Any, Any] = {}
+
+    def add_node(self, key: Any) -> None:
+        value = self._graph[key]
+        if is_task(value):
+            self.task_ids[key] = self._add_task(value[0], value[1:], key in self._wanted)
+        elif type(value) in (list, tuple) and dependencies_of(self._graph, value):
+            self.task_ids[key] = self._add_task(build_container, (type(value), *value), key in self._wanted)
+        else:
+            self.literals[key] = value
+
+    def futures_for(self, keys: list[Any]) -> dict[Any, ScalerFuture]:
+        every_id = list(self.task_ids.values())
+        futures: dict[Any, ScalerFuture] = {}
+        for key in keys:
+            if key in self.task_ids:
+                future = ScalerFuture(self.task_ids[key], self._client._serializer, self._client._cancel_tasks)
+                future.cancel_together = every_id
+            else:
+                future = ScalerFuture(0, self._client._serializer, self._client._cancel_tasks)
+                future.set_result(self.literals[key])
+            futures[key] = future
+        return futures
+
+    def _add_task(self, function: Any, arguments: tuple[Any, ...], wanted: bool) -> int:
+        client = self._client
+        function_id = client._function_id(function)
+        encoded = [self._encode(argument, position) for position, argument in enumerate(arguments)]
+        task_id = next(client._task_ids)
+        flags = self._flags | (int(TaskFlag.RESULT_TO_CLIENT) if wanted else 0)
+        self.items.append([task_id, function_id, client._base_priority, flags, encoded, []])
+        return task_id
+
+    def _encode(self, argument: Any, position: int) -> list[Any]:
+        graph = self._graph
+        try:
+            is_key = argument in graph
+        except TypeError:
+            is_key = False
+        if is_key:
+            if argument in self.task_ids:
+                return [ArgumentKind.TASK, self.task_ids[argument]]
+            return self._client._encode_argument(self.literals[argument], position)
+        if is_task(argument):
+            return [ArgumentKind.TASK, self._add_task(argument[0], argument[1:], False)]
+        if type(argument) in (list, tuple) and dependencies_of(graph, argument):
+            return [ArgumentKind.TASK, self._add_task(build_container, (type(argument), *argument), False)]
+        return self._client._encode_argument(argument, position)
 
 
 def gather(futures: list[ScalerFuture]) -> list[Any]:

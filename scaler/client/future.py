@@ -52,7 +52,7 @@ class ScalerFuture(concurrent.futures.Future):
         self._payload: Any = _NO_PAYLOAD
         self._decode_lock = threading.Lock()
         self._profiling: ProfilingInfo | None = None
-        self.group: list[ScalerFuture] | None = None  # futures cancelled together (one graph)
+        self.cancel_together: list[int] | None = None  # task ids cancelled with this one (its graph)
 
     # ------------------------------------------------------------------ user API
 
@@ -71,18 +71,12 @@ class ScalerFuture(concurrent.futures.Future):
 
     def cancel(self) -> bool:
         """Stop the task: a queued one is removed, a running one is stopped. False once it is done."""
-        if self.group is not None:
-            group, self.group = self.group, None
-            for member in group:
-                if member is not self:
-                    member.group = None
-                    member.cancel()
         with self._condition:
             if self._state == "FINISHED":
                 return False
             if self._state in ("CANCELLED", "CANCELLED_AND_NOTIFIED"):
                 return True
-        self._cancel_remote([self.task_id])
+        self._cancel_remote(self.cancel_together or [self.task_id])
         return self._mark_cancelled()
 
     def profiling_info(self) -> ProfilingInfo:
