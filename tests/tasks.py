@@ -37,3 +37,45 @@ def exit_processor(code):
 
 def describe_call(*args, **kwargs):
     return (args, kwargs)
+
+
+def length(value):
+    return len(value)
+
+
+def fibonacci(client, n):
+    if n < 2:
+        return n
+    a = client.submit(fibonacci, client, n - 1)
+    b = client.submit(fibonacci, client, n - 2)
+    return a.result() + b.result()
+
+
+def nested_without_address(n):
+    from scaler import Client
+
+    client = Client()
+    return client.submit(add, n, n).result()
+
+
+class TaggingSerializer:
+    """Tags every payload, and refuses untagged ones, so a test can see it is used end to end."""
+
+    TAG = b"TAGGED:"
+
+    def serialize(self, obj):
+        import cloudpickle
+
+        return self.TAG + cloudpickle.dumps(obj)
+
+    def deserialize(self, payload):
+        import cloudpickle
+
+        payload = bytes(payload)
+        if not payload.startswith(self.TAG):
+            raise ValueError("payload without the tag")
+        return cloudpickle.loads(payload[len(self.TAG):])
+
+
+def receives_tagged_bytes(value):
+    return value

@@ -341,9 +341,11 @@ class WorkerAgent:
         results: list[list[Any]] = []
         for task_id in reversed(list(handle.in_flight)):
             task = handle.in_flight.pop(task_id)
-            self._cancel_deadlines.pop(task_id, None)
+            cancel_pending = self._cancel_deadlines.pop(task_id, None) is not None
             if task_id == blamed:
                 results.append([task_id, status, message, None])
+            elif cancel_pending:
+                results.append([task_id, TaskStatus.CANCELLED, None, None])
             else:
                 self._queue.push(task, front=True)
         if results:

@@ -1,0 +1,62 @@
+"""A 100 MB object: sent once, stored once, read by 20 tasks, and its memory given back afterwards."""
+
+from __future__ import annotations
+
+import psutil
+import pytest
+
+from scaler import Client, SchedulerClusterCombo
+from tests import tasks
+from tests.helpers import wait_until
+
+MB = 1024 * 1024
+SIZE = 100 * MB
+
+
+def _rss(pid: int) -> int:
+    return psutil.Process(pid).memory_info().rss
+
+
+def _workers_rss(cluster: SchedulerClusterCombo) -> int:
+    total = 0
+    for pid in cluster.worker_pids:
+        agent = psutil.Process(pid)
+        total += agent.memory_info().rss + sum(c.memory_info().rss for c in agent.children(recursive=True))
+    return total
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("release", ["clear", "disconnect"])
+def test_a_100_mb_object_is_stored_once_and_released(release: str) -> None:
+    with SchedulerClusterCombo(n_workers=2) as cluster:
+        scheduler_pid = cluster.scheduler_pid
+        assert scheduler_pid is not None
+        with Client(cluster.get_address()) as warm_up:  # processors started, functions cached
+            assert warm_up.map(tasks.length, [(b"x",)] * 4) == [1] * 4
+        scheduler_before = _rss(scheduler_pid)
+        workers_before = _workers_rss(cluster)
+
+        client = Client(cluster.get_address())
+        try:
+            reference = client.send_object(b"\x07" * SIZE, name="blob")
+            assert client.map(tasks.length, [(reference,)] * 20) == [SIZE] * 20
+            scheduler_growth = _rss(scheduler_pid) - scheduler_before
+            assert scheduler_growth < 2 * SIZE, f"scheduler grew by {scheduler_growth / MB:.0f} MB"
+            if release == "clear":
+                client.clear()
+        finally:
+            if release == "disconnect":
+                client.disconnect()
+
+        def released() -> bool:
+            return (
+                _rss(scheduler_pid) - scheduler_before < 20 * MB
+                and _workers_rss(cluster) - workers_before < 20 * MB
+            )
+
+        assert wait_until(released, timeout_seconds=30), (
+            f"scheduler +{(_rss(scheduler_pid) - scheduler_before) / MB:.0f} MB, "
+            f"workers +{(_workers_rss(cluster) - workers_before) / MB:.0f} MB"
+        )
+        if release == "clear":
+            client.disconnect()
