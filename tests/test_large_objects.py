@@ -18,10 +18,15 @@ def _rss(pid: int) -> int:
 
 
 def _workers_rss(cluster: SchedulerClusterCombo) -> int:
+    """Memory unique to the worker processes: a forked processor shares pages with its agent."""
     total = 0
     for pid in cluster.worker_pids:
         agent = psutil.Process(pid)
-        total += agent.memory_info().rss + sum(c.memory_info().rss for c in agent.children(recursive=True))
+        for process in [agent, *agent.children(recursive=True)]:
+            try:
+                total += process.memory_full_info().uss
+            except psutil.NoSuchProcess:
+                pass
     return total
 
 

@@ -157,6 +157,9 @@ class Processor:
             elif msg_type is MessageType.OBJECT_DELETE:
                 for object_id in fields:
                     self._store.delete(object_id)
+                # Deleted objects are often large: give their memory back to the system now.
+                gc.collect()
+                _trim_memory()
             elif msg_type is MessageType.WORKER_SHUTDOWN:
                 self._running = False
                 return
