@@ -83,8 +83,8 @@ def percentile(values: list[float], pct: float) -> float:
 def calibrate_cpu_loops(target_s: float) -> tuple[int, float]:
     """Find a loop count for :func:`tasks.cpu_work` taking about ``target_s`` here, single threaded.
 
-    Returns the loop count and the measured duration of one such task (median of three runs), which the
-    efficiency figure uses as the ideal task time.
+    Returns the loop count and the measured duration of one such task (best of five runs, i.e. the
+    undisturbed single-threaded time), which the efficiency figure uses as the ideal task time.
     """
     loops = 10_000
     while True:
@@ -96,11 +96,11 @@ def calibrate_cpu_loops(target_s: float) -> tuple[int, float]:
         loops *= 2
     loops = max(1, int(loops * target_s / elapsed))
     timings = []
-    for _ in range(3):
+    for _ in range(5):
         start = time.perf_counter()
         tasks.cpu_work(loops)
         timings.append(time.perf_counter() - start)
-    return loops, statistics.median(timings)
+    return loops, min(timings)
 
 
 def layered_graph(layers: int, width: int) -> tuple[dict[str, Any], list[str], dict[str, int]]:
@@ -207,7 +207,7 @@ def case_big_object(engine: Engine, sizes: Sizes) -> CaseOutput:
     with running(engine):
         scheduler, scheduler_note = (None, None)
         if engine.reports_scheduler_rss:
-            scheduler, scheduler_note = memory.find_scheduler_process()
+            scheduler, scheduler_note = memory.find_scheduler_process(engine.scheduler_pid())
         with memory.RssSampler(scheduler) as sampler:
             start = time.perf_counter()
             ref = engine.put(data)
@@ -266,7 +266,7 @@ def case_million(engine: Engine, sizes: Sizes) -> CaseOutput:
     with running(engine):
         scheduler = None
         if engine.reports_scheduler_rss:
-            scheduler, note = memory.find_scheduler_process()
+            scheduler, note = memory.find_scheduler_process(engine.scheduler_pid())
         rss_start = memory.rss_mb(scheduler)
         with memory.RssSampler(scheduler, interval=0.25) as sampler:
             done = 0

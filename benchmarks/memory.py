@@ -42,13 +42,17 @@ def _describe(proc: Any) -> str:
         return ""
 
 
-def find_scheduler_process() -> tuple[Any | None, str | None]:
+def find_scheduler_process(pid: int | None = None) -> tuple[Any | None, str | None]:
     """Find the scheduler among the children of this process.
 
-    A child whose name or command line contains ``scheduler`` is taken. Otherwise the child with the largest
-    RSS is returned together with a note saying the scheduler could not be identified.
+    ``pid``, when the engine knows it, wins. Otherwise a child whose name or command line contains
+    ``scheduler`` is taken; failing that, the child with the largest RSS is returned together with a note
+    saying the scheduler could not be identified.
     """
     children = descendants()
+    for proc in children:
+        if pid is not None and proc.pid == pid:
+            return proc, None
     for proc in children:
         if "scheduler" in _describe(proc):
             return proc, None

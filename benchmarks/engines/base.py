@@ -30,6 +30,10 @@ class Engine(abc.ABC):
         #: Notes about how this engine implements a case differently from the others, keyed by case.
         self.notes: dict[str, str] = {}
 
+    def scheduler_pid(self) -> int | None:
+        """Process id of the scheduler if the engine can tell it (used to report its RSS)."""
+        return None
+
     def prepare(self) -> None:  # noqa: B027  (optional hook, deliberately empty)
         """Import the engine's library; an ``ImportError`` here marks the engine as unavailable."""
 

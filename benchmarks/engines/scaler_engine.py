@@ -19,6 +19,7 @@ class ScalerEngine(Engine):
         super().__init__(workers)
         self._stack: contextlib.ExitStack | None = None
         self._client: Any = None
+        self._combo: Any = None
 
     def prepare(self) -> None:
         from scaler import Client, SchedulerClusterCombo  # noqa: F401  (ImportError marks it unavailable)
@@ -37,12 +38,21 @@ class ScalerEngine(Engine):
             raise
         self._stack = stack
         self._client = client
+        self._combo = combo
 
     def shutdown(self) -> None:
         self._client = None
+        self._combo = None
         if self._stack is not None:
             stack, self._stack = self._stack, None
             stack.close()  # leaves the client context first, then shuts the combo down
+
+    def scheduler_pid(self) -> int | None:
+        """``combo.scheduler_pid`` when the combo offers it (attribute, property or method), else ``None``."""
+        pid = getattr(self._combo, "scheduler_pid", None)
+        if callable(pid):
+            pid = pid()
+        return pid if isinstance(pid, int) else None
 
     @property
     def client(self) -> Any:

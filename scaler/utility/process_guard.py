@@ -26,3 +26,11 @@ def reset_inherited_signals() -> None:
         pass
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def trim_memory() -> None:
+    """Ask the C library to return freed heap memory to the system (glibc only; no-op elsewhere)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

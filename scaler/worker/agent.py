@@ -24,6 +24,7 @@ from scaler.io.async_socket import AsyncSocket
 from scaler.protocol.checks import resolve_object_items
 from scaler.protocol.codec import FrameWriter, MalformedMessage, Payload, decode, encode
 from scaler.protocol.messages import ArgumentKind, MessageType, TaskStatus, WorkerTaskField
+from scaler.utility.process_guard import trim_memory
 from scaler.worker.config import WorkerConfig
 from scaler.worker.processor_handle import ProcessorHandle
 from scaler.worker.task_queue import AgentTaskQueue
@@ -190,6 +191,7 @@ class WorkerAgent:
     def _on_object_delete(self, object_ids: list[bytes]) -> None:
         for object_id in object_ids:
             self._objects.pop(object_id, None)
+        asyncio.get_running_loop().call_later(0.05, trim_memory)  # once ZeroMQ has released the frames
         assert self._processor_socket is not None
         for handle in self._processors:
             held = [o for o in object_ids if o in handle.held]

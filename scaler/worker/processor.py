@@ -9,7 +9,6 @@ process dies.
 from __future__ import annotations
 
 import collections
-import ctypes
 import gc
 import logging
 import os
@@ -28,7 +27,7 @@ from scaler.protocol.checks import resolve_object_items
 from scaler.protocol.codec import FrameWriter, Payload, decode, encode, payload_bytes, payload_view, resolve
 from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag, TaskStatus, WorkerTaskField
 from scaler.serializer import DefaultSerializer, Serializer
-from scaler.utility.process_guard import die_with_parent, reset_inherited_signals
+from scaler.utility.process_guard import die_with_parent, reset_inherited_signals, trim_memory
 from scaler.worker.errors_wire import dump_exception
 from scaler.worker.task_context import ProcessorContext, set_current_processor
 
@@ -159,7 +158,7 @@ class Processor:
                     self._store.delete(object_id)
                 # Deleted objects are often large: give their memory back to the system now.
                 gc.collect()
-                _trim_memory()
+                trim_memory()
             elif msg_type is MessageType.WORKER_SHUTDOWN:
                 self._running = False
                 return
@@ -260,19 +259,12 @@ class Processor:
             self._last_gc = now
             gc.collect()
             if self._trim_threshold > 0 and self._process.memory_info().rss > self._trim_threshold:
-                _trim_memory()
+                trim_memory()
 
 
 def _with_cause(error: Exception, cause: Exception) -> Exception:
     error.__cause__ = cause
     return error
-
-
-def _trim_memory() -> None:
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 _processor_context: ProcessorContext | None = None
