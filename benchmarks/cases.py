@@ -203,8 +203,10 @@ def case_cpu(engine: Engine, sizes: Sizes) -> CaseOutput:
 def case_big_object(engine: Engine, sizes: Sizes) -> CaseOutput:
     """(f) One large bytes object sent once and read by several tasks (each returns ``len``)."""
     size = sizes.object_mb * 1024 * 1024
-    data = os.urandom(size)  # incompressible, so no engine gains from compression
     with running(engine):
+        # Made after the workers exist, so no forked child inherits (and counts in its RSS) its pages;
+        # random bytes are incompressible, so no engine gains from compression.
+        data = os.urandom(size)
         scheduler, scheduler_note = (None, None)
         if engine.reports_scheduler_rss:
             scheduler, scheduler_note = memory.find_scheduler_process(engine.scheduler_pid())
@@ -226,6 +228,7 @@ def case_big_object(engine: Engine, sizes: Sizes) -> CaseOutput:
             "readers": sizes.object_readers,
             "put_seconds": sent - start,
             "rss_samples": sampler.samples,
+            "peak_rss_by_process_mb": sampler.peak_by_process(),
         },
         note=scheduler_note,
     )

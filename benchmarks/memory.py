@@ -70,11 +70,16 @@ def rss_mb(proc: Any | None) -> float | None:
     return value / MB if value else None
 
 
-def total_rss_mb() -> float:
-    """Summed RSS in MB of this process and all its descendants (shared pages counted in each process)."""
+def rss_by_process() -> dict[int, int]:
+    """RSS in bytes of this process and each of its descendants, by pid."""
     psutil = _psutil()
     procs = [psutil.Process(os.getpid()), *descendants()]
-    return sum(_rss(p) for p in procs) / MB
+    return {p.pid: _rss(p) for p in procs}
+
+
+def total_rss_mb() -> float:
+    """Summed RSS in MB of this process and all its descendants (shared pages counted in each process)."""
+    return sum(rss_by_process().values()) / MB
 
 
 class RssSampler:
@@ -90,16 +95,29 @@ class RssSampler:
         self.peak_all_mb = 0.0
         self.peak_scheduler_mb = 0.0
         self.samples = 0
+        self._peak_by_pid: dict[int, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
 
     def sample(self) -> None:
         """Take one sample now."""
-        self.peak_all_mb = max(self.peak_all_mb, total_rss_mb())
+        by_pid = rss_by_process()
+        self.peak_all_mb = max(self.peak_all_mb, sum(by_pid.values()) / MB)
+        for pid, rss in by_pid.items():
+            self._peak_by_pid[pid] = max(rss, self._peak_by_pid.get(pid, 0))
         scheduler = rss_mb(self.scheduler)
         if scheduler is not None:
             self.peak_scheduler_mb = max(self.peak_scheduler_mb, scheduler)
         self.samples += 1
+
+    def peak_by_process(self) -> dict[str, float]:
+        """Peak RSS in MB of every process seen, labelled ``benchmark``, ``scheduler`` or ``child <pid>``."""
+        scheduler_pid = getattr(self.scheduler, "pid", None)
+        labels = {os.getpid(): "benchmark", scheduler_pid: "scheduler"}
+        return {
+            labels.get(pid, f"child {pid}"): round(rss / MB, 1)
+            for pid, rss in sorted(self._peak_by_pid.items())
+        }
 
     def _run(self) -> None:
         while not self._stop.is_set():
