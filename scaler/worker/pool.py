@@ -38,6 +38,11 @@ def run_agent(config: WorkerConfig, logging_settings: LoggingSettings | None = N
         context.destroy(linger=0)
 
 
+def _numbered(name: str, index: int) -> str:
+    """A name for the index-th worker of a pool; an empty name lets each agent pick its own."""
+    return f"{name}-{index}" if name else ""
+
+
 class WorkerPool:
     """Starts, watches and stops N worker agents."""
 
@@ -53,9 +58,7 @@ class WorkerPool:
         if worker_names and len(worker_names) != n_workers:
             raise ValueError(f"{len(worker_names)} worker names given for {n_workers} workers")
         self._configs = [
-            dataclasses.replace(
-                base_config, name=worker_names[i] if worker_names else base_config.name and f"{base_config.name}-{i}"
-            )
+            dataclasses.replace(base_config, name=worker_names[i] if worker_names else _numbered(base_config.name, i))
             for i in range(n_workers)
         ]
         self._logging_settings = logging_settings
