@@ -52,6 +52,10 @@ WORKER_PROCESSOR_PREFETCH_MAX = 512
 # Seconds a processor keeps finished results before sending them on (bounded by each batch's end).
 WORKER_RESULT_FLUSH_SECONDS = 0.002
 
+# --- local cluster (SchedulerClusterCombo) -------------------------------------------------------
+# Seconds the combo waits for its scheduler to listen before it gives up with an error.
+COMBO_START_TIMEOUT_SECONDS = 30.0
+
 # --- transport ----------------------------------------------------------------------------------
 # Payloads larger than this many bytes travel as their own ZeroMQ frame without copies.
 PAYLOAD_INLINE_LIMIT_BYTES = 64 * 1024

@@ -79,3 +79,25 @@ class TaggingSerializer:
 
 def receives_tagged_bytes(value):
     return value
+
+
+def kill_own_worker():
+    """Kill the worker agent running this task (the processor's parent); the processor dies with it."""
+    import signal
+
+    os.kill(os.getppid(), signal.SIGKILL)
+    time.sleep(60)
+
+
+def crash_processor():
+    """Die of a segmentation fault signal."""
+    import signal
+
+    os.kill(os.getpid(), signal.SIGSEGV)
+    time.sleep(60)
+
+
+def sleep_and_report_worker(seconds, value):
+    """Sleep, then return the value and the pid of the worker agent (the processor's parent)."""
+    time.sleep(seconds)
+    return value, os.getppid()

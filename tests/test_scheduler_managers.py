@@ -119,6 +119,41 @@ def test_tasks_of_a_dead_worker_are_requeued_then_fail_after_the_allowed_failure
     assert b"lost its worker 2 times" in results[0][1][0][2]
 
 
+def test_only_tasks_a_dead_worker_had_started_count_a_failure_and_come_back_as_suspects() -> None:
+    wiring = Wiring(allowed_failures=0)
+    client = wiring.connect_client()
+    ids = wiring.submit(client, 3)
+    wiring.workers.on_connect(b"w1", ["w1", 1, "host", 0])
+    wiring.step()
+    assert assigned_ids(wiring.take(MessageType.TASK_ASSIGN)[0][1]) == ids
+    wiring.tasks.on_tasks_started(wiring.workers.get(b"w1"), [ids[0], "not an id", [1]])
+    wiring.workers.remove(b"w1", reason="killed")
+    wiring.step()
+    results = wiring.take(MessageType.TASK_RESULTS)
+    assert [item[:2] for item in results[0][1]] == [[ids[0], TaskStatus.WORKER_DIED]]
+    wiring.workers.on_connect(b"w2", ["w2", 2, "host", 0])
+    wiring.step()
+    (reassigned,) = wiring.take(MessageType.TASK_ASSIGN)
+    assert assigned_ids(reassigned[1]) == ids[1:]
+    assert all(not task[3] & TaskFlag.SUSPECT for task in reassigned[1][1])
+
+
+def test_a_started_task_of_a_dead_worker_is_flagged_as_a_suspect() -> None:
+    wiring = Wiring(allowed_failures=3)
+    client = wiring.connect_client()
+    ids = wiring.submit(client, 2)
+    wiring.workers.on_connect(b"w1", ["w1", 1, "host", 0])
+    wiring.step()
+    wiring.take(MessageType.TASK_ASSIGN)
+    wiring.tasks.on_tasks_started(wiring.workers.get(b"w1"), [ids[1]])
+    wiring.workers.remove(b"w1", reason="killed")
+    wiring.workers.on_connect(b"w2", ["w2", 2, "host", 0])
+    wiring.step()
+    (reassigned,) = wiring.take(MessageType.TASK_ASSIGN)
+    flags = {task[0]: task[3] for task in reassigned[1][1]}
+    assert flags[ids[1]] & TaskFlag.SUSPECT and not flags[ids[0]] & TaskFlag.SUSPECT
+
+
 def test_assignments_level_the_queues_of_the_workers() -> None:
     wiring = Wiring(queue_size=10)
     client = wiring.connect_client()

@@ -19,10 +19,10 @@ from scaler.worker.processor_handle import process_context
 logger = logging.getLogger(__name__)
 
 
-def _scheduler_process_main(config: SchedulerConfig) -> None:
+def _scheduler_process_main(config: SchedulerConfig, listening: multiprocessing.connection.Connection) -> None:
     reset_inherited_signals()
     die_with_parent(signal.SIGTERM)
-    run_scheduler(config)
+    run_scheduler(config, lambda: listening.send(True))
 
 
 class SchedulerClusterCombo:
@@ -82,13 +82,35 @@ class SchedulerClusterCombo:
             hard_processor_suspend=hard_processor_suspend,
             event_loop=event_loop,
         )
+        listening, told_listening = multiprocessing.Pipe(duplex=False)
         self._scheduler = process_context().Process(
-            target=_scheduler_process_main, args=(scheduler_config,), name="scaler-scheduler", daemon=False
+            target=_scheduler_process_main,
+            args=(scheduler_config, told_listening),
+            name="scaler-scheduler",
+            daemon=False,
         )
         self._scheduler.start()
+        told_listening.close()
+        self._wait_for_scheduler(listening, defaults.COMBO_START_TIMEOUT_SECONDS)
         self._pool = WorkerPool(worker_config, n_workers, worker_names or ())
         self._pool.start()
         self._stopped = False
+
+    def _wait_for_scheduler(self, listening: multiprocessing.connection.Connection, timeout_seconds: float) -> None:
+        """Return once the scheduler's sockets are bound; raise if its process ended or took too long."""
+        try:
+            if listening.poll(timeout_seconds) and listening.recv():
+                return
+        except EOFError:  # the process ended without telling
+            pass
+        finally:
+            listening.close()
+        self._scheduler.join(timeout=1)
+        if self._scheduler.exitcode is not None:
+            raise RuntimeError(f"the scheduler process ended at start (exit code {self._scheduler.exitcode})")
+        self._scheduler.kill()
+        self._scheduler.join(timeout=5)
+        raise RuntimeError(f"the scheduler did not listen on {self._address} within {timeout_seconds:g} s")
 
     def get_address(self) -> str:
         """The address clients connect to."""

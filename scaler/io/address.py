@@ -26,7 +26,17 @@ def free_tcp_port(host: str = "127.0.0.1") -> int:
 
 
 def local_address() -> str:
-    """A fresh tcp address on 127.0.0.1."""
+    """A fresh tcp address on 127.0.0.1 whose next port (the default monitor port) is free too."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as first:
+            first.bind(("127.0.0.1", 0))
+            port = first.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as second:
+                try:
+                    second.bind(("127.0.0.1", port + 1))
+                except OSError:
+                    continue
+        return f"tcp://127.0.0.1:{port}"
     return f"tcp://127.0.0.1:{free_tcp_port()}"
 
 
@@ -41,3 +51,4 @@ def default_monitor_address(address: str) -> str:
 def connectable(address: str) -> str:
     """The address a peer connects to when the scheduler binds ``address`` (0.0.0.0 -> 127.0.0.1)."""
     return address.replace("tcp://0.0.0.0:", "tcp://127.0.0.1:").replace("tcp://*:", "tcp://127.0.0.1:")
+

@@ -38,6 +38,7 @@ class MessageType(enum.IntEnum):
     WORKER_HEARTBEAT = 41  # [cpu_percent: float, rss_bytes: int, queued: int, processors: int]
     TASKS_RETURNED = 42  # [task_id, ...]  tasks handed back after TASK_WITHDRAW
     WORKER_DISCONNECT = 43  # []
+    TASKS_STARTED = 44  # [task_id, ...]  handed to a processor: blamed if this worker dies before they end
 
     # scheduler -> worker agent
     WORKER_ACCEPT = 60  # [scheduler_version: str]
@@ -85,6 +86,7 @@ class TaskFlag(enum.IntFlag):
     PROFILING = 1  # measure run time, CPU time and peak memory
     RESULT_TO_CLIENT = 2  # send the result to the client that submitted the task
     RESULT_KEPT = 4  # keep the result in the scheduler as an object for dependent tasks
+    SUSPECT = 8  # was running on a worker that died: the agent runs it alone, so blame falls on it only
 
 
 class ArgumentKind(enum.IntEnum):

@@ -97,6 +97,10 @@ class ObjectManager:
             if record is not None:
                 record.holders.discard(worker)
 
+    def objects_of(self, owner: int) -> int:
+        """Number of objects a client owns."""
+        return len(self._by_owner.get(owner, ()))
+
     def describe(self) -> dict[str, Any]:
         """Status figures for the monitor."""
         return {"count": len(self._objects), "bytes": self.total_bytes}

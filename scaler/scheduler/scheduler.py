@@ -72,7 +72,7 @@ class Scheduler:
         self.status = StatusReporter(
             self._monitor,
             {
-                "clients": self.clients.describe,
+                "clients": self._describe_clients,
                 "workers": self.workers.describe,
                 "tasks": self.tasks.describe,
                 "objects": self.objects.describe,
@@ -93,6 +93,7 @@ class Scheduler:
             MessageType.WORKER_HEARTBEAT: lambda w, f, fr: self.workers.on_heartbeat(w, f),
             MessageType.TASK_RESULTS: self.tasks.on_worker_results,
             MessageType.TASKS_RETURNED: lambda w, f, fr: self.tasks.on_tasks_returned(w, f),
+            MessageType.TASKS_STARTED: lambda w, f, fr: self.tasks.on_tasks_started(w, f),
             MessageType.WORKER_DISCONNECT: lambda w, f, fr: self.workers.remove(w.identity, "disconnected"),
         }
 
@@ -198,6 +199,14 @@ class Scheduler:
     def _on_object_delete(self, client: ClientRecord, fields: list[Any], frames: list[Any]) -> None:
         object_ids = [as_bytes(o, "object id") for o in as_list(fields, "object ids")]
         self.objects.delete(client.number, object_ids)
+
+    def _describe_clients(self) -> list[dict[str, Any]]:
+        """Each connected client with its unfinished tasks and the objects it owns."""
+        lines = self.clients.describe()
+        for line in lines:
+            line["tasks"] = self.tasks.tasks_of_client(line["number"])
+            line["objects"] = self.objects.objects_of(line["number"])
+        return lines
 
     def _on_client_clear(self, client: ClientRecord, fields: list[Any], frames: list[Any]) -> None:
         self.tasks.cancel_all_of(client.number)

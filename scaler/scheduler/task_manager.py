@@ -15,7 +15,7 @@ from typing import Any
 from scaler.protocol.checks import as_bytes, as_int, as_list, require
 from scaler.protocol.codec import FrameWriter, MalformedMessage, Payload, encode, resolve
 from scaler.protocol.ids import client_number_of_task, result_object_id
-from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag, TaskStatus
+from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag, TaskStatus, WorkerTaskField
 from scaler.scheduler.client_manager import ClientManager, ClientRecord
 from scaler.scheduler.object_manager import ObjectManager
 from scaler.scheduler.outbox import Outbox, SendFunction
@@ -44,6 +44,11 @@ class TaskRecord:
     failures: int = 0
     waiting_on: int = 0
     dependents: list[int] | None = None
+
+    def mark_suspect(self) -> None:
+        """Tell the next worker to run this task alone: it was running when a worker died."""
+        self.wire = list(self.wire)
+        self.wire[WorkerTaskField.FLAGS] |= TaskFlag.SUSPECT
 
 
 class TaskQueue:
@@ -129,7 +134,7 @@ class TaskManager:
     def describe(self) -> dict[str, Any]:
         """Status figures for the monitor."""
         states = collections.Counter(t.state.name.lower() for t in self._tasks.values())
-        return {"unfinished": len(self._tasks), "queued": self._queue.live, **states, **self.counters}
+        return {"unfinished": len(self._tasks), "queued": self._queue.live, "in_state": dict(states), **self.counters}
 
     # ------------------------------------------------------------------ from clients
 
@@ -220,10 +225,22 @@ class TaskManager:
             else:
                 self._move(task, TaskState.ASSIGNED)
 
+    def on_tasks_started(self, worker: WorkerRecord, fields: list[Any]) -> None:
+        """The worker handed these tasks to a processor: if it dies now, they are the suspects."""
+        assigned = worker.assigned
+        for task_id in fields:
+            if type(task_id) is int and task_id in assigned:
+                assigned[task_id] = True
+
     def on_worker_gone(self, worker: WorkerRecord) -> None:
-        """Re-queue the tasks of a dead worker, failing those that have lost too many workers."""
+        """Re-queue the tasks of a dead worker; the ones it was running count a failure, and fail past the limit.
+
+        Should the worker have died before its last TASKS_STARTED arrived, every task it held counts a failure,
+        so a task that kills its worker is always caught.
+        """
         self._objects.forget_worker(worker.identity)
-        for task_id in list(worker.assigned):
+        blame_every_task = not any(worker.assigned.values())
+        for task_id, started in reversed(list(worker.assigned.items())):  # pushed to the front: oldest ends first
             task = self._tasks.get(task_id)
             if task is None:
                 continue
@@ -231,7 +248,13 @@ class TaskManager:
             if task.state is TaskState.CANCELLING:
                 self._finish(task, TaskStatus.CANCELLED, None, None)
                 continue
+            if not (started or blame_every_task):
+                self._move(task, TaskState.QUEUED)
+                self._queue.push(task, front=True)
+                self.counters["requeued"] += 1
+                continue
             task.failures += 1
+            task.mark_suspect()
             if task.failures > self._allowed_failures:
                 message = (
                     f"task {task_id:#x} lost its worker {task.failures} times "
@@ -371,7 +394,7 @@ class TaskManager:
         for task in tasks:
             task.state = TaskState.ASSIGNED
             task.worker = worker.identity
-            assigned[task.task_id] = None
+            assigned[task.task_id] = False
             if task.has_frames:
                 wire = list(task.wire)
                 wire[4] = [

@@ -28,7 +28,8 @@ class WorkerRecord:
     hostname: str
     capacity: int
     last_seen: float
-    assigned: dict[int, None] = dataclasses.field(default_factory=dict)  # task ids, oldest first
+    # task ids, oldest first; True once the worker has handed the task to a processor
+    assigned: dict[int, bool] = dataclasses.field(default_factory=dict)
     cpu_percent: float = 0.0
     rss_bytes: int = 0
     queued: int = 0

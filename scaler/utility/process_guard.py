@@ -28,6 +28,22 @@ def reset_inherited_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+_M_MMAP_THRESHOLD = -3  # mallopt parameter numbers from glibc's malloc.h
+_LARGE_ALLOCATION_BYTES = 1024 * 1024
+
+
+def map_large_allocations() -> None:
+    """Serve every allocation of 1 MiB or more from its own memory map (glibc only; no-op elsewhere).
+
+    glibc otherwise raises its map threshold after large frees, and later payloads of a few MiB land in the
+    heap, where freed pages stay with the process. Fixed, a freed payload goes straight back to the system.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, _LARGE_ALLOCATION_BYTES)
+    except (OSError, AttributeError):
+        pass
+
+
 def trim_memory() -> None:
     """Ask the C library to return freed heap memory to the system (glibc only; no-op elsewhere)."""
     try:

@@ -23,7 +23,7 @@ import zmq
 from scaler.io.async_socket import AsyncSocket
 from scaler.protocol.checks import resolve_object_items
 from scaler.protocol.codec import FrameWriter, MalformedMessage, Payload, decode, encode
-from scaler.protocol.messages import ArgumentKind, MessageType, TaskStatus, WorkerTaskField
+from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag, TaskStatus, WorkerTaskField
 from scaler.utility.process_guard import trim_memory
 from scaler.worker.config import WorkerConfig
 from scaler.worker.processor_handle import ProcessorHandle
@@ -31,6 +31,7 @@ from scaler.worker.task_queue import AgentTaskQueue
 
 logger = logging.getLogger(__name__)
 
+_SUSPECT = int(TaskFlag.SUSPECT)
 # Seconds between two checks of running tasks against the task timeout and pending cancels.
 _WATCH_INTERVAL_SECONDS = 0.05
 # Seconds a processor gets to drop a cancelled task from its inbox before it is stopped anyway.
@@ -242,12 +243,20 @@ class WorkerAgent:
         writer = FrameWriter()
         object_items: list[list[Any]] = []
         task_items: list[list[Any]] = []
+        started: list[int] = []
         while room > 0:
             task = self._queue.pop()
             if task is None:
                 break
+            if task[WorkerTaskField.FLAGS] & _SUSPECT:
+                # Once ran when a worker died: it runs on an otherwise idle processor, so only it takes the blame.
+                if started or handle.in_flight:
+                    self._queue.push(task, front=True)
+                    break
+                room = 1
             room -= 1
             task_id = task[WorkerTaskField.TASK_ID]
+            started.append(task_id)
             handle.in_flight[task_id] = task
             for object_id in self._objects_of(task):
                 if object_id not in handle.held:
@@ -262,7 +271,11 @@ class WorkerAgent:
                     [kind, writer.add(value) if kind == ArgumentKind.INLINE else value] for kind, value in args
                 ]
             task_items.append(task)
+        if not started:
+            return
         assert self._processor_socket is not None
+        # Told before the processor can run them, so a task that kills this worker is known to the scheduler.
+        self._send_scheduler(encode(MessageType.TASKS_STARTED, started))
         message = encode(MessageType.PROCESSOR_RUN, [object_items, task_items], writer.frames)
         self._processor_socket.send([handle.identity, *message])
 
@@ -370,7 +383,7 @@ class WorkerAgent:
         blamed = handle.running_task()
         description = handle.exit_description()
         logger.warning("worker %s: processor %s died (%s)", self.name, handle.pid, description)
-        message = f"the processor running the task died: {description}".encode()
+        message = f"the processor running task {blamed or 0:#x} died: {description}".encode()
         self._end_processor(handle, blamed, TaskStatus.PROCESSOR_DIED, message)
 
     # ------------------------------------------------------------------ periodic routines

@@ -14,7 +14,7 @@ import zmq
 
 from scaler.io.event_loop import run_on_loop
 from scaler.utility.logging_setup import setup_logging
-from scaler.utility.process_guard import die_with_parent, reset_inherited_signals
+from scaler.utility.process_guard import die_with_parent, map_large_allocations, reset_inherited_signals
 from scaler.worker.agent import WorkerAgent
 from scaler.worker.config import WorkerConfig
 from scaler.worker.processor_handle import process_context
@@ -28,6 +28,7 @@ def run_agent(config: WorkerConfig, logging_settings: LoggingSettings | None = N
     """Entry point of an agent process."""
     reset_inherited_signals()
     die_with_parent(signal.SIGTERM)
+    map_large_allocations()  # inherited by the processors this agent forks
     if logging_settings is not None:
         setup_logging(*logging_settings)
     context = zmq.Context(io_threads=config.io_threads)

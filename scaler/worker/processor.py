@@ -318,4 +318,6 @@ def _reset_inherited_state() -> None:
     reset_inherited_signals()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(signal.SIGKILL)
+    # The collector would otherwise walk every object inherited from the agent and copy their pages.
+    gc.freeze()
     sys.stdin = open(os.devnull)  # noqa: SIM115

@@ -1,0 +1,154 @@
+"""A scheduler and workers as separate processes, so a test can kill any one of them."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import msgpack
+import zmq
+
+from scaler.io.address import default_monitor_address, local_address
+from scaler.scheduler.config import SchedulerConfig
+from scaler.scheduler.process import run_scheduler
+from scaler.worker.config import WorkerConfig
+from scaler.worker.pool import run_agent
+from scaler.worker.processor_handle import process_context
+
+FAST_HEARTBEAT_SECONDS = 0.25
+
+
+class Cluster:
+    """A scheduler process and worker agent processes started and stopped one by one."""
+
+    def __init__(self, worker_options: dict[str, Any] | None = None, **scheduler_options: Any) -> None:
+        self.address = local_address()
+        self.monitor_address = default_monitor_address(self.address)
+        self._worker_options = {"heartbeat_interval_seconds": FAST_HEARTBEAT_SECONDS, **(worker_options or {})}
+        config = SchedulerConfig(
+            address=self.address, monitor_address=self.monitor_address, status_interval_seconds=0.2,
+            **scheduler_options,
+        )
+        self.scheduler = process_context().Process(target=run_scheduler, args=(config,), name="test-scheduler")
+        self.scheduler.start()
+        self.workers: list[Any] = []
+
+    def add_worker(self, **options: Any) -> Any:
+        """Start one more worker agent (with its processors)."""
+        config = WorkerConfig(scheduler_address=self.address, **{**self._worker_options, **options})
+        worker = process_context().Process(target=run_agent, args=(config, None), name="test-worker")
+        worker.start()
+        self.workers.append(worker)
+        return worker
+
+    def live_workers(self) -> list[Any]:
+        return [w for w in self.workers if w.exitcode is None]
+
+    def kill_worker(self, worker: Any) -> None:
+        """SIGKILL a worker agent; its processors die with it."""
+        worker.kill()
+        worker.join(timeout=10)
+
+    def kill_random_worker(self, rng: random.Random) -> None:
+        live = self.live_workers()
+        if live:
+            self.kill_worker(rng.choice(live))
+
+    def join_workers(self, timeout_seconds: float) -> bool:
+        """Wait for every worker to exit on its own; return whether they all did."""
+        deadline = time.monotonic() + timeout_seconds
+        for worker in self.workers:
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
+        return not self.live_workers()
+
+    def stop(self) -> None:
+        """Stop every process this cluster started (SIGTERM, then SIGKILL past a deadline)."""
+        processes = [*self.workers, self.scheduler]
+        for process in processes:
+            if process.exitcode is None:
+                process.terminate()
+        for process in processes:
+            process.join(timeout=10)
+            if process.exitcode is None:
+                process.kill()
+                process.join(timeout=5)
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+
+class StatusReader:
+    """Reads the status a scheduler publishes on its monitor socket."""
+
+    def __init__(self, monitor_address: str) -> None:
+        self._context = zmq.Context()
+        self._socket = self._context.socket(zmq.SUB)
+        self._socket.setsockopt(zmq.SUBSCRIBE, b"")
+        self._socket.connect(monitor_address)
+
+    def latest(self, timeout_seconds: float = 10.0) -> dict[str, Any]:
+        """The newest status published within the timeout (raises TimeoutError if none arrives)."""
+        status = None
+        deadline = time.monotonic() + timeout_seconds
+        while status is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("no status from the scheduler")
+            if self._socket.poll(int(remaining * 1000)):
+                while self._socket.poll(0):
+                    status = msgpack.unpackb(self._socket.recv(), raw=False)
+        return status
+
+    def close(self) -> None:
+        self._socket.close(linger=0)
+        self._context.term()
+
+    def __enter__(self) -> StatusReader:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
+@contextmanager
+def supervised_workers(
+    cluster: Cluster, count: int, kill_every_seconds: float | None = None, seed: int = 0
+) -> Iterator[list[int]]:
+    """Keep ``count`` workers alive, starting a replacement for each that dies.
+
+    With ``kill_every_seconds``, also SIGKILL a random worker that often. Yields the pids of the workers
+    that died, in order.
+    """
+    rng = random.Random(seed)
+    stop = threading.Event()
+    dead: list[int] = []
+    next_kill = time.monotonic() + (kill_every_seconds or 0)
+
+    def supervise() -> None:
+        nonlocal next_kill
+        while not stop.wait(0.05):
+            if kill_every_seconds is not None and time.monotonic() >= next_kill:
+                next_kill += kill_every_seconds
+                cluster.kill_random_worker(rng)
+            for worker in cluster.workers:
+                if worker.exitcode is not None and worker.pid not in dead:
+                    dead.append(worker.pid)
+            for _ in range(count - len(cluster.live_workers())):
+                cluster.add_worker()
+
+    for _ in range(count - len(cluster.live_workers())):
+        cluster.add_worker()
+    thread = threading.Thread(target=supervise, name="worker-supervisor", daemon=True)
+    thread.start()
+    try:
+        yield dead
+    finally:
+        stop.set()
+        thread.join(timeout=30)
