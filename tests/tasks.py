@@ -101,3 +101,9 @@ def sleep_and_report_worker(seconds, value):
     """Sleep, then return the value and the pid of the worker agent (the processor's parent)."""
     time.sleep(seconds)
     return value, os.getppid()
+
+
+def nested_graph_and_map(client, x):
+    """Wait on nested work through get() and map(), the way a graph or a batch inside a task does."""
+    inner = client.get({"p": x, "q": (add, "p", 1), "r": (add, "p", "q")}, keys=["r"])["r"]
+    return inner + sum(client.map(square, [(i,) for i in range(5)]))

@@ -67,6 +67,12 @@ def test_nested_fibonacci_does_not_deadlock(n_workers: int) -> None:
         assert client.submit(tasks.fibonacci, client, 8).result(timeout=100) == 21
 
 
+@pytest.mark.timeout(60)
+def test_a_task_waiting_on_a_nested_graph_and_map_does_not_deadlock_a_single_worker() -> None:
+    with SchedulerClusterCombo(n_workers=1) as cluster, Client(cluster.get_address()) as client:
+        assert client.submit(tasks.nested_graph_and_map, client, 10).result(timeout=30) == 21 + 30
+
+
 def test_a_client_created_inside_a_task_without_address_finds_its_scheduler(client: Client) -> None:
     assert client.submit(tasks.nested_without_address, 21).result(timeout=60) == 42
 

@@ -24,7 +24,7 @@ from scaler.protocol.codec import FrameWriter, encode
 from scaler.protocol.ids import content_object_id, random_object_id, task_id_base
 from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag
 from scaler.serializer import DefaultSerializer, Serializer
-from scaler.worker.task_context import current_processor
+from scaler.worker.task_context import current_processor, waiting_on_nested_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -386,7 +386,8 @@ class _GraphBuilder:
 
 def gather(futures: list[ScalerFuture]) -> list[Any]:
     """Wait for every future; return the values in order, or raise the first failure (cancelling the rest)."""
-    done, not_done = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+    with waiting_on_nested_tasks():
+        done, not_done = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
     if not_done:
         for future in not_done:
             future.cancel()

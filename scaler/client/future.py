@@ -19,7 +19,7 @@ from scaler.protocol.codec import Payload, payload_bytes
 from scaler.protocol.messages import ProfileField, TaskStatus
 from scaler.serializer import Serializer
 from scaler.worker.errors_wire import load_exception
-from scaler.worker.task_context import current_processor
+from scaler.worker.task_context import waiting_on_nested_tasks
 
 _NO_PAYLOAD = object()
 
@@ -59,15 +59,17 @@ class ScalerFuture(concurrent.futures.Future):
     def result(self, timeout: float | None = None) -> Any:
         """The task's value; raises the task's exception, CancelledError, or TimeoutError after ``timeout``."""
         if not self.done():
-            context = current_processor()
-            if context is not None:
-                context.on_wait_start()
-                try:
-                    super().result(timeout)
-                finally:
-                    context.on_wait_end()
+            with waiting_on_nested_tasks():
+                super().result(timeout)
         super().result(timeout)
         return self._decoded()
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """The task's exception, or None if it succeeded; waits like ``result``."""
+        if not self.done():
+            with waiting_on_nested_tasks():
+                return super().exception(timeout)
+        return super().exception(timeout)
 
     def cancel(self) -> bool:
         """Stop the task: a queued one is removed, a running one is stopped. False once it is done."""

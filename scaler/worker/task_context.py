@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 
 @dataclasses.dataclass
@@ -29,3 +30,17 @@ def set_current_processor(context: ProcessorContext | None) -> None:
     """Install the processor context (done by the processor at start-up)."""
     global _current
     _current = context
+
+
+@contextlib.contextmanager
+def waiting_on_nested_tasks() -> Iterator[None]:
+    """Around a blocking wait inside a task: the agent lends the waiting processor's core to another one."""
+    context = _current
+    if context is None:
+        yield
+        return
+    context.on_wait_start()
+    try:
+        yield
+    finally:
+        context.on_wait_end()
