@@ -38,11 +38,11 @@ SHARED_START_US = 1  # index in the shared array: monotonic start time of that t
 
 
 class ObjectStore:
-    """Objects this processor received, kept as payloads and, once used, as values."""
+    """Objects this processor received, kept as payloads until first used, then as values only."""
 
     def __init__(self) -> None:
         self.payloads: dict[bytes, Payload] = {}
-        self._values: dict[tuple[bytes, bytes | None], Any] = {}
+        self._values: dict[bytes, Any] = {}  # an object has one owner, so one serializer
         self._serializers: dict[bytes, Serializer] = {}
         self.default_serializer = DefaultSerializer()
 
@@ -52,8 +52,7 @@ class ObjectStore:
     def delete(self, object_id: bytes) -> None:
         self.payloads.pop(object_id, None)
         self._serializers.pop(object_id, None)
-        for key in [k for k in self._values if k[0] == object_id]:
-            del self._values[key]
+        self._values.pop(object_id, None)
 
     def serializer(self, serializer_id: bytes | None) -> Serializer:
         """The serializer a client sent (itself serialized with cloudpickle), or the default."""
@@ -68,16 +67,17 @@ class ObjectStore:
 
     def value(self, object_id: bytes, serializer_id: bytes | None) -> Any:
         """The object's value, deserialized once by its client's serializer and then cached."""
-        key = (object_id, serializer_id)
         try:
-            return self._values[key]
+            return self._values[object_id]
         except KeyError:
             pass
         payload = self._payload(object_id)
         serializer = self.serializer(serializer_id)
         data = payload_view(payload) if serializer_id is None else payload_bytes(payload)
         value = serializer.deserialize(data)  # type: ignore[arg-type]
-        self._values[key] = value
+        del data
+        self._values[object_id] = value
+        del self.payloads[object_id]  # the value is all that is needed from now on: no second copy
         return value
 
     def _payload(self, object_id: bytes) -> Payload:
