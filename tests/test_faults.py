@@ -224,6 +224,8 @@ def test_a_shutdown_request_stops_every_process_and_ends_every_pending_future() 
     with Cluster(protected=False) as cluster:
         for _ in range(2):
             cluster.add_worker()
+        with StatusReader(cluster.monitor_address) as status:  # both workers must hear the shutdown
+            assert wait_until(lambda: len(status.latest()["workers"]) == 2, timeout_seconds=30)
         with Client(cluster.address, timeout_seconds=30) as client:
             assert client.submit(tasks.square, 2).result(timeout=30) == 4
             pending = [client.submit(tasks.sleep_and_return, 60, i) for i in range(100)]

@@ -292,9 +292,11 @@ class Client:
             items.append([task_id, function_id, priority, flags, encoded, keywords])
             futures.append(ScalerFuture(task_id, self._serializer, self._cancel_tasks))
         with self._lock:
+            idle = not self._futures
             for future in futures:
                 self._futures[future.task_id] = future
-        self._connection.send_tasks(items)
+        # A client with nothing in flight (a round trip) sends at once; a burst of submits is batched.
+        self._connection.send_tasks(items, now=idle)
         return futures
 
     def _cancel_tasks(self, task_ids: list[int]) -> None:

@@ -1,8 +1,9 @@
 """The client's link to its scheduler: one DEALER socket owned by one background thread.
 
-User threads never touch the socket. They append tasks and messages to an ordered outbox and wake
-the thread, which sends every task waiting at that moment as one TASK_SUBMIT batch. Results are
-handed to their futures still encoded; each is decoded in the user's thread on first use.
+User threads append tasks and messages to an ordered outbox and wake the thread, which sends every
+task waiting at that moment as one TASK_SUBMIT batch. A client with nothing in flight sends its tasks
+itself instead, under the socket's lock, which spares the wakeup of the thread. Results are handed
+to their futures still encoded; each is decoded in the user's thread on first use.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import zmq
 
 from scaler.errors import SchedulerLostError
+from scaler.io.parts import NOBLOCK, readable, recv_parts, send_parts
 from scaler.protocol.codec import FrameWriter, MalformedMessage, Payload, decode, encode, resolve
 from scaler.protocol.messages import ArgumentKind, MessageType, TaskField
 
@@ -52,6 +54,9 @@ class SchedulerConnection:
         self._socket.setsockopt(zmq.RCVHWM, 0)
         self._socket.setsockopt(zmq.LINGER, 1000)
         self._socket.connect(address)
+        self._socket_fd = self._socket.getsockopt(zmq.FD)
+        # Held for every use of the socket: by the I/O thread, and by a user thread sending directly.
+        self._socket_lock = threading.Lock()
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._wake_reader.setblocking(False)
         self._wake_writer.setblocking(False)
@@ -75,8 +80,22 @@ class SchedulerConnection:
         self._outbox.append((False, parts))
         self._wake()
 
-    def send_tasks(self, items: list[TaskItem]) -> None:
-        """Queue tasks; tasks queued together or close in time leave as one message."""
+    def send_tasks(self, items: list[TaskItem], now: bool = False) -> None:
+        """Queue tasks; tasks queued together or close in time leave as one message.
+
+        With ``now``, the tasks leave from this thread when nothing is queued before them and the
+        socket is free, which saves a thread wakeup on the way to the scheduler.
+        """
+        if now and not self._outbox and self._socket_lock.acquire(blocking=False):
+            try:
+                if not self._outbox and self._running and self.lost_error is None:
+                    self._send_tasks(items)
+                    # The send may have taken the descriptor's edge for a message that arrived meanwhile.
+                    if readable(self._socket):
+                        self._wake()
+                    return
+            finally:
+                self._socket_lock.release()
         self._outbox.append((True, items))
         self._wake()
 
@@ -107,78 +126,89 @@ class SchedulerConnection:
 
     def _run(self) -> None:
         poller = zmq.Poller()
-        poller.register(self._socket, zmq.POLLIN)
+        poller.register(self._socket_fd, zmq.POLLIN)
         poller.register(self._wake_reader, zmq.POLLIN)
         next_heartbeat = time.monotonic() + self._heartbeat_interval
+        timeout_ms = int(self._heartbeat_interval * 1000) + 1
         try:
             while True:
-                now = time.monotonic()
-                timeout_ms = max(0, int((next_heartbeat - now) * 1000)) + 1
                 events = dict(poller.poll(timeout_ms))
                 if self._wake_reader.fileno() in events or self._wake_reader in events:
                     self._take_wake()
-                self._flush_outbox()
-                if self._socket in events:
-                    self._receive_all()
+                with self._socket_lock:
+                    self._flush_outbox()
+                    now = time.monotonic()
+                    heartbeat = now >= next_heartbeat
+                    if heartbeat:
+                        next_heartbeat = now + self._heartbeat_interval
+                        self._socket.send_multipart(encode(MessageType.CLIENT_HEARTBEAT))
+                    received = self._receive_all()
+                if heartbeat and self.lost_error is None and now - self._last_heard > self._timeout_seconds:
+                    self._lose(
+                        SchedulerLostError(
+                            f"the scheduler at {self.address} did not answer for {self._timeout_seconds:g} s"
+                        )
+                    )
+                timeout_ms = max(0, int((next_heartbeat - time.monotonic()) * 1000)) + 1
+                # Results go last: a user thread they wake finds the GIL free as soon as this thread polls again.
+                for parts in received:
+                    try:
+                        self._handle(parts)
+                    except MalformedMessage as exc:
+                        logger.warning("client dropped a malformed message from the scheduler: %s", exc)
                 if not self._running:
                     break
-                now = time.monotonic()
-                if now >= next_heartbeat:
-                    next_heartbeat = now + self._heartbeat_interval
-                    self._socket.send_multipart(encode(MessageType.CLIENT_HEARTBEAT))
-                    if self.lost_error is None and now - self._last_heard > self._timeout_seconds:
-                        self._lose(
-                            SchedulerLostError(
-                                f"the scheduler at {self.address} did not answer for {self._timeout_seconds:g} s"
-                            )
-                        )
         except Exception as exc:  # the thread must never die silently: fail every future instead
             logger.exception("client I/O thread failed")
             self._lose(SchedulerLostError(f"the client's connection failed: {exc!r}"))
         finally:
-            self._flush_outbox()
-            self._socket.close(linger=1000)
+            with self._socket_lock:
+                self._flush_outbox()
+                self._socket.close(linger=1000)
             self._context.term()
             self._wake_reader.close()
             self._wake_writer.close()
 
     def _take_wake(self) -> None:
-        with self._wake_lock:
-            self._wake_pending = False
+        # Drain first, then clear the flag: cleared first, a wake written in between would be drained with the
+        # flag left set, and every later wake skipped until the poll timed out (the next heartbeat).
         try:
             while self._wake_reader.recv(4096):
                 pass
         except (BlockingIOError, OSError):
             pass
+        with self._wake_lock:
+            self._wake_pending = False
 
     def _flush_outbox(self) -> None:
         outbox = self._outbox
         while outbox:
             is_tasks, content = outbox.popleft()
             if not is_tasks:
-                self._socket.send_multipart(content, copy=False)
+                send_parts(self._socket, content)
                 continue
             items: list[TaskItem] = list(content)
             while outbox and outbox[0][0]:
                 items.extend(outbox.popleft()[1])
-            writer = FrameWriter()
-            for item in items:
-                for arg in item[TaskField.ARGS]:
-                    if arg[0] == ArgumentKind.INLINE:
-                        arg[1] = writer.add(arg[1])
-            self._socket.send_multipart(encode(MessageType.TASK_SUBMIT, items, writer.frames), copy=False)
+            self._send_tasks(items)
 
-    def _receive_all(self) -> None:
-        while True:
-            try:
-                parts = self._socket.recv_multipart(flags=zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
+    def _send_tasks(self, items: list[TaskItem]) -> None:
+        writer = FrameWriter()
+        for item in items:
+            for arg in item[TaskField.ARGS]:
+                if arg[0] == ArgumentKind.INLINE:
+                    arg[1] = writer.add(arg[1])
+        send_parts(self._socket, encode(MessageType.TASK_SUBMIT, items, writer.frames))
+
+    def _receive_all(self) -> list[Any]:
+        """Every message waiting on the socket; they are handled once the socket's lock is released."""
+        received = []
+        socket = self._socket
+        while readable(socket):
+            received.append(recv_parts(socket, NOBLOCK))
+        if received:
             self._last_heard = time.monotonic()
-            try:
-                self._handle(parts)
-            except MalformedMessage as exc:
-                logger.warning("client dropped a malformed message from the scheduler: %s", exc)
+        return received
 
     def _handle(self, parts: list[Any]) -> None:
         msg_type, fields, frames = decode(parts)

@@ -17,6 +17,8 @@ from typing import Any
 
 import zmq
 
+from scaler.io.parts import NOBLOCK, POLLIN, POLLOUT, events, readable, recv_parts, send_parts
+
 logger = logging.getLogger(__name__)
 
 MessageHandler = Callable[[list[Any]], None]
@@ -36,21 +38,27 @@ class AsyncSocket:
         self._fd = socket.getsockopt(zmq.FD)
         self._backlog: collections.deque[Sequence[Any]] = collections.deque()
         self._drain_scheduled = False
+        self._draining = False
         self._closed = False
-        self._loop.add_reader(self._fd, self._schedule_drain)
+        self._loop.add_reader(self._fd, self._drain)
         self._schedule_drain()
 
     def send(self, parts: Sequence[Any]) -> None:
         """Send a multipart message now if the socket takes it, else queue it in order."""
         if self._closed:
             return
-        if self._backlog:
-            self._backlog.append(parts)
-        else:
+        if not self._backlog:
             try:
-                self.socket.send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
+                send_parts(self.socket, parts, NOBLOCK)
             except zmq.Again:
-                self._backlog.append(parts)
+                pass
+            else:
+                # Sending may have taken the descriptor's edge for messages that arrived meanwhile. A running
+                # drain looks again before it returns; otherwise look now, which costs less than a loop pass.
+                if not self._draining and not self._drain_scheduled and self._readable():
+                    self._schedule_drain()
+                return
+        self._backlog.append(parts)
         self._schedule_drain()
 
     @property
@@ -78,18 +86,27 @@ class AsyncSocket:
             self._drain_scheduled = True
             self._loop.call_soon(self._drain)
 
+    def _readable(self) -> bool:
+        try:
+            return readable(self.socket)
+        except zmq.ZMQError:
+            return False
+
     def _drain(self) -> None:
+        """Handle waiting messages; runs straight from the descriptor's reader callback."""
         self._drain_scheduled = False
         if self._closed:
             return
         socket = self.socket
+        self._draining = True
         try:
-            events = socket.getsockopt(zmq.EVENTS)
-            if self._backlog and events & zmq.POLLOUT:
+            ready = events(socket)
+            if self._backlog and ready & POLLOUT:
                 self._flush_backlog()
+                ready = events(socket)
             handled = 0
-            while socket.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-                parts = socket.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+            while ready & POLLIN:
+                parts = recv_parts(socket, NOBLOCK)
                 try:
                     self._on_message(parts)
                 except Exception:
@@ -100,6 +117,7 @@ class AsyncSocket:
                 if handled >= _DRAIN_BATCH:
                     self._schedule_drain()
                     return
+                ready = events(socket)
             if self._backlog:
                 self._loop.call_later(0.001, self._schedule_drain)
         except zmq.Again:
@@ -107,11 +125,13 @@ class AsyncSocket:
         except zmq.ZMQError as exc:
             if not self._closed:
                 logger.error("%s: socket error %s", self.name, exc)
+        finally:
+            self._draining = False
 
     def _flush_backlog(self) -> None:
         while self._backlog:
             try:
-                self.socket.send_multipart(self._backlog[0], flags=zmq.NOBLOCK, copy=False)
+                send_parts(self.socket, self._backlog[0], NOBLOCK)
             except zmq.Again:
                 return
             self._backlog.popleft()

@@ -14,7 +14,7 @@ from scaler.protocol.messages import MessageType
 Payload = bytes | zmq.Frame | memoryview
 PayloadRef = bytes | int
 
-_KNOWN_TYPES = frozenset(int(t) for t in MessageType)
+_TYPES_BY_CODE = {int(t): t for t in MessageType}
 
 
 class MalformedMessage(ValueError):
@@ -57,9 +57,10 @@ def decode(parts: Sequence[Any]) -> tuple[MessageType, list[Any], list[Any]]:
         raise MalformedMessage(f"undecodable envelope: {type(exc).__name__}") from None
     if not isinstance(envelope, list) or not envelope or type(envelope[0]) is not int:
         raise MalformedMessage("envelope is not a list starting with a type code")
-    if envelope[0] not in _KNOWN_TYPES:
+    msg_type = _TYPES_BY_CODE.get(envelope[0])
+    if msg_type is None:
         raise MalformedMessage(f"unknown message type {envelope[0]}")
-    return MessageType(envelope[0]), envelope[1:], list(parts[1:])
+    return msg_type, envelope[1:], list(parts[1:])
 
 
 def resolve(ref: Any, frames: Sequence[Any]) -> Payload:

@@ -25,6 +25,8 @@ from scaler.scheduler.worker_manager import WorkerManager, WorkerRecord
 logger = logging.getLogger(__name__)
 
 _STATUS_VALUES = frozenset(int(s) for s in TaskStatus)
+_ENDED_COUNTERS = {int(s): f"ended_{s.name.lower()}" for s in TaskStatus}
+_RESULT_TO_CLIENT = int(TaskFlag.RESULT_TO_CLIENT)
 
 
 @dataclasses.dataclass(slots=True)
@@ -425,10 +427,10 @@ class TaskManager:
             owned.pop(task.task_id, None)
             if not owned:
                 del self._by_client[task.client]
-        self.counters[f"ended_{TaskStatus(status).name.lower()}"] += 1
+        self.counters[_ENDED_COUNTERS[status]] += 1
 
         client = self._clients.get(task.client)
-        if client is not None and task.flags & TaskFlag.RESULT_TO_CLIENT:
+        if client is not None and task.flags & _RESULT_TO_CLIENT:
             self._outbox.add_result(client.identity, task.task_id, status, payload, profile)
         for dependency_id in task.dependencies:
             self._release_result(task.client, dependency_id)

@@ -127,6 +127,8 @@ class WorkerManager:
         if len(candidates) == 1:
             worker = candidates[0]
             return [(worker, min(n_tasks, worker.free_slots))]
+        if n_tasks == 1:  # the common case of a lone task: the first of the shortest queues
+            return [(min(candidates, key=lambda w: len(w.assigned)), 1)]
         candidates.sort(key=lambda w: len(w.assigned))
         loads = [len(w.assigned) for w in candidates]
         caps = [w.capacity for w in candidates]

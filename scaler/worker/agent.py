@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import socket as socket_module
-import tempfile
 import time
 import uuid
 from typing import Any
@@ -59,10 +58,7 @@ class WorkerAgent:
         self._exit_reason = "stopped"
         self._process = psutil.Process()
         self._process.cpu_percent()
-        ipc_dir = tempfile.gettempdir()
-        self._ipc_path = os.path.join(ipc_dir, f"scaler-agent-{os.getpid()}-{uuid.uuid4().hex[:8]}.sock")
         self._scheduler: AsyncSocket | None = None
-        self._processor_socket: AsyncSocket | None = None
 
     # ------------------------------------------------------------------ life cycle
 
@@ -75,13 +71,7 @@ class WorkerAgent:
         dealer.setsockopt(zmq.RCVHWM, 0)
         dealer.setsockopt(zmq.LINGER, 1000)
         dealer.connect(self.config.scheduler_address)
-        router = self._context.socket(zmq.ROUTER)
-        router.setsockopt(zmq.SNDHWM, 0)
-        router.setsockopt(zmq.RCVHWM, 0)
-        router.setsockopt(zmq.LINGER, 0)
-        router.bind(f"ipc://{self._ipc_path}")
         self._scheduler = AsyncSocket(dealer, self._on_scheduler_message, f"agent {self.name}")
-        self._processor_socket = AsyncSocket(router, self._on_processor_message, f"agent {self.name} processors")
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self.stop, f"received {signal.Signals(signum).name}")
         self._start_processor()
@@ -100,13 +90,8 @@ class WorkerAgent:
             self._shutdown_processors()
             self._scheduler.send(encode(MessageType.WORKER_DISCONNECT))
             self._scheduler.close(linger_ms=500)
-            self._processor_socket.close()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
-            try:
-                os.unlink(self._ipc_path)
-            except OSError:
-                pass
         logger.info("worker %s stopped: %s", self.name, self._exit_reason)
         return self._exit_reason
 
@@ -183,8 +168,7 @@ class WorkerAgent:
             if handle.running_task() == task_id:
                 self._stop_processor(handle, task_id, TaskStatus.CANCELLED, None)
             else:
-                assert self._processor_socket is not None
-                self._processor_socket.send([handle.identity, *encode(MessageType.TASK_CANCEL, [task_id])])
+                handle.stream.send(encode(MessageType.TASK_CANCEL, [task_id]))
                 self._cancel_deadlines[task_id] = time.monotonic() + _CANCEL_GRACE_SECONDS
         if cancelled:
             self._send_scheduler(encode(MessageType.TASK_RESULTS, cancelled))
@@ -193,12 +177,11 @@ class WorkerAgent:
         for object_id in object_ids:
             self._objects.pop(object_id, None)
         asyncio.get_running_loop().call_later(0.05, trim_memory)  # once ZeroMQ has released the frames
-        assert self._processor_socket is not None
         for handle in self._processors:
             held = [o for o in object_ids if o in handle.held]
             if held:
                 handle.held.difference_update(held)
-                self._processor_socket.send([handle.identity, *encode(MessageType.OBJECT_DELETE, held)])
+                handle.stream.send(encode(MessageType.OBJECT_DELETE, held))
 
     def _reset(self, reason: str) -> None:
         logger.warning("worker %s: dropping all tasks and reconnecting: %s", self.name, reason)
@@ -215,7 +198,9 @@ class WorkerAgent:
 
     def _start_processor(self) -> ProcessorHandle:
         self._processor_number += 1
-        handle = ProcessorHandle(self._processor_number, f"ipc://{self._ipc_path}", self.config)
+        handle = ProcessorHandle(
+            self._processor_number, self.config, lambda parts: self._on_processor_message(handle, parts)
+        )
         handle.start()
         self._processors.append(handle)
         asyncio.get_running_loop().add_reader(handle.sentinel, self._on_processor_exit, handle)
@@ -273,11 +258,9 @@ class WorkerAgent:
             task_items.append(task)
         if not started:
             return
-        assert self._processor_socket is not None
         # Told before the processor can run them, so a task that kills this worker is known to the scheduler.
         self._send_scheduler(encode(MessageType.TASKS_STARTED, started))
-        message = encode(MessageType.PROCESSOR_RUN, [object_items, task_items], writer.frames)
-        self._processor_socket.send([handle.identity, *message])
+        handle.stream.send(encode(MessageType.PROCESSOR_RUN, [object_items, task_items], writer.frames))
 
     @staticmethod
     def _objects_of(task: list[Any]) -> list[bytes]:
@@ -287,12 +270,10 @@ class WorkerAgent:
         ids.extend(value for kind, value in task[WorkerTaskField.ARGS] if kind == ArgumentKind.OBJECT)
         return ids
 
-    def _on_processor_message(self, parts: list[Any]) -> None:
-        identity = parts[0].bytes
-        handle = next((h for h in self._processors if h.identity == identity), None)
-        if handle is None:
+    def _on_processor_message(self, handle: ProcessorHandle, parts: list[Any]) -> None:
+        if handle not in self._processors:
             return
-        msg_type, fields, frames = decode(parts[1:])
+        msg_type, fields, frames = decode(parts)
         if msg_type is MessageType.PROCESSOR_RESULTS:
             self._on_processor_results(handle, fields, frames)
         elif msg_type is MessageType.PROCESSOR_READY:
@@ -322,8 +303,7 @@ class WorkerAgent:
         handle.suspended = True
         waiting = [t for t in handle.in_flight if t != task_id]
         if waiting:
-            assert self._processor_socket is not None
-            self._processor_socket.send([handle.identity, *encode(MessageType.PROCESSOR_DROP, waiting)])
+            handle.stream.send(encode(MessageType.PROCESSOR_DROP, waiting))
             for other in reversed(waiting):
                 self._queue.push(handle.in_flight.pop(other), front=True)
         if self._active_processor() is None and not any(not h.ready and not h.stopping for h in self._processors):
@@ -336,8 +316,7 @@ class WorkerAgent:
         for handle in free[1:]:
             if not handle.in_flight:
                 handle.stopping = True
-                assert self._processor_socket is not None
-                self._processor_socket.send([handle.identity, *encode(MessageType.WORKER_SHUTDOWN)])
+                handle.stream.send(encode(MessageType.WORKER_SHUTDOWN))
 
     def _holder_of(self, task_id: int) -> ProcessorHandle | None:
         for handle in self._processors:
@@ -373,13 +352,14 @@ class WorkerAgent:
         loop = asyncio.get_running_loop()
         loop.remove_reader(handle.sentinel)
         if handle.stopping:
+            handle.stream.close()
             handle.process.join(timeout=1)
             if handle in self._processors:
                 self._processors.remove(handle)
             return
         # Results the processor sent before it died may still wait in the socket: read them first.
-        assert self._processor_socket is not None
-        self._processor_socket.drain_now()
+        handle.stream.drain_now()
+        handle.stream.close()
         blamed = handle.running_task()
         description = handle.exit_description()
         logger.warning("worker %s: processor %s died (%s)", self.name, handle.pid, description)
@@ -426,4 +406,5 @@ class WorkerAgent:
             handle.kill()
         for handle in self._processors:
             handle.process.join(timeout=2)
+            handle.stream.close()
         self._processors.clear()

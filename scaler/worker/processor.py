@@ -13,6 +13,7 @@ import gc
 import logging
 import os
 import signal
+import socket as socket_module
 import sys
 import time
 import tracemalloc
@@ -20,9 +21,9 @@ from collections.abc import Callable
 from typing import Any
 
 import psutil
-import zmq
 
 from scaler.errors import SerializationError, TaskFailedError
+from scaler.io.stream import BlockingStream
 from scaler.protocol.checks import resolve_object_items
 from scaler.protocol.codec import FrameWriter, Payload, decode, encode, payload_bytes, payload_view, resolve
 from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag, TaskStatus, WorkerTaskField
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 SHARED_TASK_ID = 0  # index in the shared array: id of the running task, 0 when idle
 SHARED_START_US = 1  # index in the shared array: monotonic start time of that task, microseconds
+_PROFILING = int(TaskFlag.PROFILING)
 
 
 class ObjectStore:
@@ -92,7 +94,7 @@ class Processor:
 
     def __init__(
         self,
-        socket: zmq.Socket,
+        socket: BlockingStream,
         shared: Any,
         garbage_collect_interval_seconds: float,
         trim_memory_threshold_bytes: int,
@@ -116,7 +118,7 @@ class Processor:
 
     def serve(self) -> None:
         """Receive and run tasks until the agent says to stop or goes away."""
-        self._socket.send_multipart(encode(MessageType.PROCESSOR_READY, [os.getpid()]))
+        self._socket.send(encode(MessageType.PROCESSOR_READY, [os.getpid()]))
         while self._running:
             if not self._pending:
                 self._flush()
@@ -132,13 +134,7 @@ class Processor:
     # ------------------------------------------------------------------ messages
 
     def _receive(self, block: bool) -> None:
-        flags = 0 if block else zmq.NOBLOCK
-        while True:
-            try:
-                parts = self._socket.recv_multipart(flags=flags, copy=False)
-            except zmq.Again:
-                return
-            flags = zmq.NOBLOCK
+        for parts in self._socket.read(block):
             msg_type, fields, frames = decode(parts)
             if msg_type is MessageType.PROCESSOR_RUN:
                 for object_id, payload in resolve_object_items(fields[0], frames):
@@ -162,6 +158,8 @@ class Processor:
             elif msg_type is MessageType.WORKER_SHUTDOWN:
                 self._running = False
                 return
+        if self._socket.closed:  # the agent is gone
+            self._running = False
 
     def _cancel(self, task_ids: list[int], report: bool) -> None:
         wanted = set(task_ids)
@@ -177,7 +175,7 @@ class Processor:
     def _flush(self) -> None:
         if self._results:
             message = encode(MessageType.PROCESSOR_RESULTS, [self._busy_seconds, self._results], self._writer.frames)
-            self._socket.send_multipart(message, copy=False)
+            self._socket.send(message)
             self._results = []
             self._writer = FrameWriter()
             self._busy_seconds = 0.0
@@ -189,7 +187,7 @@ class Processor:
         task = self._pending.popleft()
         task_id = task[WorkerTaskField.TASK_ID]
         flags = task[WorkerTaskField.FLAGS]
-        profiling = bool(flags & TaskFlag.PROFILING)
+        profiling = bool(flags & _PROFILING)
         start = time.monotonic()
         self._shared[SHARED_START_US] = int(start * 1_000_000)
         self._shared[SHARED_TASK_ID] = task_id
@@ -271,8 +269,7 @@ _processor_context: ProcessorContext | None = None
 
 
 def processor_main(
-    agent_address: str,
-    identity: bytes,
+    agent_socket: socket_module.socket,
     scheduler_address: str,
     shared: Any,
     garbage_collect_interval_seconds: float,
@@ -282,18 +279,12 @@ def processor_main(
     """Entry point of a processor process."""
     global _processor_context
     _reset_inherited_state()
-    context = zmq.Context(io_threads=1)
-    socket = context.socket(zmq.DEALER)
-    socket.setsockopt(zmq.IDENTITY, identity)
-    socket.setsockopt(zmq.LINGER, 2000)
-    socket.setsockopt(zmq.SNDHWM, 0)
-    socket.setsockopt(zmq.RCVHWM, 0)
-    socket.connect(agent_address)
+    socket = BlockingStream(agent_socket)
 
     def send_wait_notice(msg_type: MessageType) -> Callable[[], None]:
         def notify() -> None:
             task_id = _processor_context.task_id if _processor_context else 0
-            socket.send_multipart(encode(msg_type, [task_id]))
+            socket.send(encode(msg_type, [task_id]))
 
         return notify
 
@@ -309,8 +300,7 @@ def processor_main(
     try:
         processor.serve()
     finally:
-        socket.close(linger=1000)
-        context.term()
+        socket.close()
 
 
 def _reset_inherited_state() -> None:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import socket
 import time
+from collections.abc import Callable
 from multiprocessing.sharedctypes import RawArray
 from typing import Any
 
 import psutil
 
+from scaler.io.stream import AsyncStream
 from scaler.worker.config import WorkerConfig
 from scaler.worker.processor import SHARED_START_US, SHARED_TASK_ID, processor_main
 
@@ -22,10 +25,14 @@ def process_context() -> Any:
 
 
 class ProcessorHandle:
-    """One processor process, the tasks handed to it, and the objects it holds."""
+    """One processor process, the tasks handed to it, and the objects it holds.
 
-    def __init__(self, number: int, agent_address: str, config: WorkerConfig) -> None:
-        self.identity = f"processor-{number}".encode()
+    The agent and the processor talk over a socketpair; ``on_message`` gets each message the processor sends.
+    """
+
+    def __init__(self, number: int, config: WorkerConfig, on_message: Callable[[list[Any]], None]) -> None:
+        agent_end, self._processor_end = socket.socketpair()
+        self.stream = AsyncStream(agent_end, on_message, f"processor {number}")
         self.shared = RawArray("q", 2)
         self.in_flight: dict[int, list[Any]] = {}
         self.held: set[bytes] = set()
@@ -35,8 +42,7 @@ class ProcessorHandle:
         self.process = process_context().Process(
             target=processor_main,
             args=(
-                agent_address,
-                self.identity,
+                self._processor_end,
                 config.scheduler_address,
                 self.shared,
                 config.garbage_collect_interval_seconds,
@@ -50,6 +56,7 @@ class ProcessorHandle:
 
     def start(self) -> None:
         self.process.start()
+        self._processor_end.close()
 
     @property
     def pid(self) -> int | None:
