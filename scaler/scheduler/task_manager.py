@@ -135,8 +135,11 @@ class TaskManager:
 
     def describe(self) -> dict[str, Any]:
         """Status figures for the monitor."""
-        states = collections.Counter(t.state.name.lower() for t in self._tasks.values())
-        return {"unfinished": len(self._tasks), "queued": self._queue.live, "in_state": dict(states), **self.counters}
+        # Counted from the queue and the workers, not task by task: the loop must not stall on a million tasks.
+        on_workers = sum(len(worker.assigned) for worker in self._workers)
+        queued = self._queue.live
+        in_state = {"queued": queued, "assigned": on_workers, "waiting": len(self._tasks) - queued - on_workers}
+        return {"unfinished": len(self._tasks), "queued": queued, "in_state": in_state, **self.counters}
 
     # ------------------------------------------------------------------ from clients
 

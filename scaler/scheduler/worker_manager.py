@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from scaler.protocol.checks import as_int, as_list, as_number, as_str
@@ -62,7 +62,8 @@ class WorkerManager:
     def __len__(self) -> int:
         return len(self._workers)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[WorkerRecord]:
+        """The connected workers (a snapshot: safe while workers come and go)."""
         return iter(list(self._workers.values()))
 
     def get(self, identity: bytes) -> WorkerRecord | None:
