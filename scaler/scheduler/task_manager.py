@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 _STATUS_VALUES = frozenset(int(s) for s in TaskStatus)
 _ENDED_COUNTERS = {int(s): f"ended_{s.name.lower()}" for s in TaskStatus}
 _RESULT_TO_CLIENT = int(TaskFlag.RESULT_TO_CLIENT)
+_INLINE = int(ArgumentKind.INLINE)
+_OBJECT = int(ArgumentKind.OBJECT)
+_TASK = int(ArgumentKind.TASK)
 
 
 @dataclasses.dataclass(slots=True)
@@ -308,7 +311,8 @@ class TaskManager:
         flags = as_int(item[3], "flags")
         args = as_list(item[4], "arguments")
         keywords = as_list(item[5], "keywords")
-        require(all(type(k) is str for k in keywords) and len(keywords) <= len(args), "bad keywords")
+        if keywords:
+            require(all(type(k) is str for k in keywords) and len(keywords) <= len(args), "bad keywords")
         wire_args: list[list[Any]] = []
         object_ids = [function_id]
         if client.serializer_id is not None:
@@ -318,15 +322,15 @@ class TaskManager:
         for arg in args:
             as_list(arg, "argument", 2)
             kind = arg[0]
-            if kind == ArgumentKind.INLINE:
+            if kind == _INLINE:
                 payload = resolve(arg[1], frames)
                 has_frames = has_frames or type(payload) is not bytes
                 wire_args.append([ArgumentKind.INLINE, payload])
-            elif kind == ArgumentKind.OBJECT:
+            elif kind == _OBJECT:
                 object_id = as_bytes(arg[1], "object id")
                 object_ids.append(object_id)
                 wire_args.append([ArgumentKind.OBJECT, object_id])
-            elif kind == ArgumentKind.TASK:
+            elif kind == _TASK:
                 dependency = as_int(arg[1], "dependency id")
                 require(client_number_of_task(dependency) == client.number, "dependency of another client")
                 require(dependency != task_id, "task depends on itself")
