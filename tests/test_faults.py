@@ -68,9 +68,11 @@ def test_a_task_that_kills_its_worker_fails_after_the_allowed_failures_and_other
                 with pytest.raises(WorkerDiedError, match=f"task {poison.task_id:#x} lost its worker 4 times"):
                     poison.result(timeout=90)
                 assert others == list(range(300))
-                assert len(dead) == allowed_failures + 1
+                # One more death when the scheduler did not hear that the task started before its worker died.
+                deaths = len(dead)
+                assert allowed_failures + 1 <= deaths <= allowed_failures + 2, dead
                 assert client.map(tasks.square, [(i,) for i in range(50)]) == [i * i for i in range(50)]
-                assert len(dead) == allowed_failures + 1
+                assert len(dead) == deaths
 
 
 @pytest.mark.timeout(120)

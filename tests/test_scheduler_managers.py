@@ -112,6 +112,7 @@ def test_tasks_of_a_dead_worker_are_requeued_then_fail_after_the_allowed_failure
         wiring.workers.on_connect(name, [name.decode(), 1, "host", 0])
         wiring.step()
         assert assigned_ids(wiring.take(MessageType.TASK_ASSIGN)[0][1]) == [task_id]
+        wiring.tasks.on_tasks_started(wiring.workers.get(name), [task_id])
         wiring.workers.remove(name, reason="killed")
         wiring.step()
     results = wiring.take(MessageType.TASK_RESULTS)
@@ -136,6 +137,21 @@ def test_only_tasks_a_dead_worker_had_started_count_a_failure_and_come_back_as_s
     (reassigned,) = wiring.take(MessageType.TASK_ASSIGN)
     assert assigned_ids(reassigned[1]) == ids[1:]
     assert all(not task[3] & TaskFlag.SUSPECT for task in reassigned[1][1])
+
+
+def test_a_worker_that_dies_before_starting_anything_blames_no_task() -> None:
+    wiring = Wiring(allowed_failures=0)
+    client = wiring.connect_client()
+    ids = wiring.submit(client, 3)
+    wiring.workers.on_connect(b"w1", ["w1", 1, "host", 0])
+    wiring.step()
+    wiring.take(MessageType.TASK_ASSIGN)
+    wiring.workers.remove(b"w1", reason="killed")
+    wiring.workers.on_connect(b"w2", ["w2", 2, "host", 0])
+    wiring.step()
+    assert wiring.take(MessageType.TASK_RESULTS) == []
+    (reassigned,) = wiring.take(MessageType.TASK_ASSIGN)
+    assert assigned_ids(reassigned[1]) == ids
 
 
 def test_a_started_task_of_a_dead_worker_is_flagged_as_a_suspect() -> None:

@@ -241,13 +241,13 @@ class TaskManager:
                 assigned[task_id] = True
 
     def on_worker_gone(self, worker: WorkerRecord) -> None:
-        """Re-queue the tasks of a dead worker; the ones it was running count a failure, and fail past the limit.
+        """Re-queue the tasks of a dead worker; the ones it had started count a failure, and fail past the limit.
 
-        Should the worker have died before its last TASKS_STARTED arrived, every task it held counts a failure,
-        so a task that kills its worker is always caught.
+        A worker that died before any TASKS_STARTED arrived blames nobody: it may never have run a task (a new
+        worker killed at once), and a task that kills every worker it runs on is caught on its next deaths,
+        since it then runs alone and its start is told before it runs.
         """
         self._objects.forget_worker(worker.identity)
-        blame_every_task = not any(worker.assigned.values())
         for task_id, started in reversed(list(worker.assigned.items())):  # pushed to the front: oldest ends first
             task = self._tasks.get(task_id)
             if task is None:
@@ -256,7 +256,7 @@ class TaskManager:
             if task.state is TaskState.CANCELLING:
                 self._finish(task, TaskStatus.CANCELLED, None, None)
                 continue
-            if not (started or blame_every_task):
+            if not started:
                 self._move(task, TaskState.QUEUED)
                 self._queue.push(task, front=True)
                 self.counters["requeued"] += 1

@@ -31,6 +31,8 @@ from scaler.worker.task_queue import AgentTaskQueue
 logger = logging.getLogger(__name__)
 
 _SUSPECT = int(TaskFlag.SUSPECT)
+# Seconds between telling the scheduler a suspect task starts and handing it to its processor.
+_SUSPECT_DISPATCH_DELAY_SECONDS = 0.002
 # Seconds between two checks of running tasks against the task timeout and pending cancels.
 _WATCH_INTERVAL_SECONDS = 0.05
 # Seconds a processor gets to drop a cancelled task from its inbox before it is stopped anyway.
@@ -229,6 +231,7 @@ class WorkerAgent:
         object_items: list[list[Any]] = []
         task_items: list[list[Any]] = []
         started: list[int] = []
+        suspect = False
         while room > 0:
             task = self._queue.pop()
             if task is None:
@@ -239,6 +242,7 @@ class WorkerAgent:
                     self._queue.push(task, front=True)
                     break
                 room = 1
+                suspect = True
             room -= 1
             task_id = task[WorkerTaskField.TASK_ID]
             started.append(task_id)
@@ -260,7 +264,12 @@ class WorkerAgent:
             return
         # Told before the processor can run them, so a task that kills this worker is known to the scheduler.
         self._send_scheduler(encode(MessageType.TASKS_STARTED, started))
-        handle.stream.send(encode(MessageType.PROCESSOR_RUN, [object_items, task_items], writer.frames))
+        message = encode(MessageType.PROCESSOR_RUN, [object_items, task_items], writer.frames)
+        if suspect:
+            # A suspect may kill this agent at once: give ZeroMQ's I/O thread time to send the notice first.
+            asyncio.get_running_loop().call_later(_SUSPECT_DISPATCH_DELAY_SECONDS, handle.stream.send, message)
+        else:
+            handle.stream.send(message)
 
     @staticmethod
     def _objects_of(task: list[Any]) -> list[bytes]:
