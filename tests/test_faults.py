@@ -6,6 +6,7 @@ any of them. The long versions run with SCALER_SOAK=1 (``make test-soak``).
 
 from __future__ import annotations
 
+import collections
 import os
 import random
 import signal
@@ -240,3 +241,18 @@ def test_a_shutdown_request_stops_every_process_and_ends_every_pending_future() 
         assert cluster.scheduler.exitcode == 0
         assert cluster.join_workers(timeout_seconds=30)
         assert all(worker.exitcode == 0 for worker in cluster.workers)
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_that_joins_late_gets_queued_work_at_once() -> None:
+    with Cluster(load_balance_seconds=60) as cluster:  # periodic balancing never runs within this test
+        first = cluster.add_worker()
+        with Client(cluster.address, timeout_seconds=30) as client:
+            assert client.submit(tasks.square, 2).result(timeout=30) == 4
+            futures = [client.submit(tasks.sleep_and_report_worker, 0.05, i) for i in range(60)]
+            assert wait_until(lambda: futures[0].done(), timeout_seconds=30)
+            late = cluster.add_worker()
+            results = [f.result(timeout=60) for f in futures]
+        assert [value for value, _ in results] == list(range(60))
+        workers = collections.Counter(worker for _, worker in results)
+        assert workers[late.pid] > 0 and workers[first.pid] > 0, workers

@@ -157,6 +157,8 @@ class Scheduler:
             return
         if msg_type is MessageType.WORKER_CONNECT:
             self.workers.on_connect(identity, fields)
+            # A worker that joins while others hold queued work gets its share now, not after the balancing delay.
+            self.tasks.balance(trigger_times=0)
             return
         client_handler = self._client_handlers.get(msg_type)
         if client_handler is not None:

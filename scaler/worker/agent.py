@@ -58,6 +58,7 @@ class WorkerAgent:
         self._last_contact = time.monotonic()
         self._stopped = asyncio.Event()
         self._exit_reason = "stopped"
+        self._accepted = False  # WORKER_ACCEPT received for the latest WORKER_CONNECT
         self._process = psutil.Process()
         self._process.cpu_percent()
         self._scheduler: AsyncSocket | None = None
@@ -112,6 +113,7 @@ class WorkerAgent:
                 logger.exception("worker %s: periodic routine failed", self.name)
 
     def _connect(self) -> None:
+        self._accepted = False
         capacity = self.config.queue_capacity
         message = [self.name, os.getpid(), self._hostname, capacity]
         self._send_scheduler(encode(MessageType.WORKER_CONNECT, message))
@@ -141,8 +143,12 @@ class WorkerAgent:
         elif msg_type is MessageType.WORKER_SHUTDOWN:
             self.stop("the scheduler shut the cluster down")
         elif msg_type is MessageType.WORKER_RECONNECT:
-            self._reset("the scheduler did not know this worker")
-        elif msg_type in (MessageType.HEARTBEAT_ECHO, MessageType.WORKER_ACCEPT):
+            # One answer per message sent while unknown; those arriving before WORKER_ACCEPT predate the reconnect.
+            if self._accepted:
+                self._reset("the scheduler did not know this worker")
+        elif msg_type is MessageType.WORKER_ACCEPT:
+            self._accepted = True
+        elif msg_type is MessageType.HEARTBEAT_ECHO:
             pass
         else:
             logger.warning("worker %s: unexpected %s from the scheduler", self.name, msg_type.name)
