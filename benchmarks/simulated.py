@@ -140,7 +140,8 @@ class FakeWorkers:
             elif msg_type is MessageType.WORKER_ACCEPT:
                 self._accepted.add(dealer)
             elif msg_type is MessageType.TASK_WITHDRAW:
-                dealer.send_multipart(encode(MessageType.TASKS_RETURNED, []))  # everything was answered
+                # everything was answered already: keep every task asked for
+                dealer.send_multipart(encode(MessageType.TASKS_RETURNED, [[], fields]))
             elif msg_type is MessageType.WORKER_RECONNECT:
                 self._connect(dealer)
             elif msg_type is MessageType.WORKER_SHUTDOWN:

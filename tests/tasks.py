@@ -90,9 +90,11 @@ def kill_own_worker():
 
 
 def crash_processor():
-    """Die of a segmentation fault signal."""
+    """Die of a segmentation fault signal (quietly: pytest's fault handler is inherited through fork)."""
+    import faulthandler
     import signal
 
+    faulthandler.disable()
     os.kill(os.getpid(), signal.SIGSEGV)
     time.sleep(60)
 

@@ -170,6 +170,33 @@ def test_a_started_task_of_a_dead_worker_is_flagged_as_a_suspect() -> None:
     assert flags[ids[1]] & TaskFlag.SUSPECT and not flags[ids[0]] & TaskFlag.SUSPECT
 
 
+def test_each_withdrawal_answer_settles_only_the_tasks_it_names() -> None:
+    wiring = Wiring()
+    client = wiring.connect_client()
+    wiring.workers.on_connect(b"w1", ["w1", 1, "host", 0])
+    ids = wiring.submit(client, 4)
+    worker = wiring.workers.get(b"w1")
+    wiring.take(MessageType.TASK_ASSIGN)
+    wiring.tasks.balance(trigger_times=0)  # nothing idle yet: no withdrawal
+    wiring.workers.on_connect(b"w2", ["w2", 2, "host", 0])
+    wiring.tasks.balance(trigger_times=0)
+    wiring.outbox.flush()
+    (first,) = [fields for identity, fields in wiring.take(MessageType.TASK_WITHDRAW) if identity == b"w1"]
+    assert len(first) == 2
+    wiring.workers.on_connect(b"w3", ["w3", 3, "host", 0])
+    wiring.tasks.balance(trigger_times=0)  # a second withdrawal while the first is unanswered
+    wiring.outbox.flush()
+    (second,) = [fields for identity, fields in wiring.take(MessageType.TASK_WITHDRAW) if identity == b"w1"]
+    assert not set(first) & set(second)
+    wiring.tasks.on_tasks_returned(worker, [first, []])
+    wiring.tasks.on_tasks_returned(worker, [second, []])
+    wiring.step()
+    moved = [task_id for identity, fields in wiring.take(MessageType.TASK_ASSIGN) for task_id in assigned_ids(fields)]
+    assert sorted(moved) == sorted(first + second)  # every returned task assigned again, once
+    holders = [task_id for name in (b"w1", b"w2", b"w3") for task_id in wiring.workers.get(name).assigned]
+    assert sorted(holders) == sorted(ids)
+
+
 def test_assignments_level_the_queues_of_the_workers() -> None:
     wiring = Wiring(queue_size=10)
     client = wiring.connect_client()

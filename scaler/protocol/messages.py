@@ -36,7 +36,7 @@ class MessageType(enum.IntEnum):
     # worker agent -> scheduler
     WORKER_CONNECT = 40  # [name: str, pid: int, hostname: str, queue_capacity: int]
     WORKER_HEARTBEAT = 41  # [cpu_percent: float, rss_bytes: int, queued: int, processors: int]
-    TASKS_RETURNED = 42  # [task_id, ...]  tasks handed back after TASK_WITHDRAW
+    TASKS_RETURNED = 42  # [[returned task_id, ...], [kept task_id, ...]]  the answer to one TASK_WITHDRAW
     WORKER_DISCONNECT = 43  # []
     TASKS_STARTED = 44  # [task_id, ...]  handed to a processor: blamed if this worker dies before they end
 

@@ -218,20 +218,31 @@ class TaskManager:
             self._finish(task, status, payload, profile)
 
     def on_tasks_returned(self, worker: WorkerRecord, fields: list[Any]) -> None:
-        """The worker gave back withdrawn tasks it had not started; they go to the front of the queue."""
-        returned = {as_int(t, "task id") for t in fields}
-        for task_id in list(worker.assigned):
-            task = self._tasks[task_id]
-            if task.state is not TaskState.WITHDRAWING:
-                continue
-            if task_id in returned:
+        """The answer to one TASK_WITHDRAW: returned tasks go to the front of the queue, kept ones stay assigned.
+
+        Only the tasks named here are settled: another withdrawal from the same worker may still be in flight.
+        """
+        as_list(fields, "TASKS_RETURNED", 2)
+        returned = [as_int(t, "task id") for t in as_list(fields[0], "returned tasks")]
+        kept = [as_int(t, "task id") for t in as_list(fields[1], "kept tasks")]
+        for task_id in reversed(returned):  # pushed to the front: the oldest ends first
+            task = self._withdrawing_from(worker, task_id)
+            if task is not None:
                 del worker.assigned[task_id]
                 task.worker = None
                 self._move(task, TaskState.QUEUED)
                 self._queue.push(task, front=True)
                 self.counters["balanced"] += 1
-            else:
+        for task_id in kept:
+            task = self._withdrawing_from(worker, task_id)
+            if task is not None:
                 self._move(task, TaskState.ASSIGNED)
+
+    def _withdrawing_from(self, worker: WorkerRecord, task_id: int) -> TaskRecord | None:
+        task = self._tasks.get(task_id)
+        if task is None or task.worker != worker.identity or task.state is not TaskState.WITHDRAWING:
+            return None
+        return task
 
     def on_tasks_started(self, worker: WorkerRecord, fields: list[Any]) -> None:
         """The worker handed these tasks to a processor: if it dies now, they are the suspects."""

@@ -137,7 +137,9 @@ class WorkerAgent:
             self._on_cancel(fields)
         elif msg_type is MessageType.TASK_WITHDRAW:
             returned = [task_id for task_id in fields if self._queue.remove(task_id) is not None]
-            self._send_scheduler(encode(MessageType.TASKS_RETURNED, returned))
+            returned_ids = set(returned)
+            kept = [task_id for task_id in fields if task_id not in returned_ids]
+            self._send_scheduler(encode(MessageType.TASKS_RETURNED, [returned, kept]))
         elif msg_type is MessageType.OBJECT_DELETE:
             self._on_object_delete(fields)
         elif msg_type is MessageType.WORKER_SHUTDOWN:

@@ -46,7 +46,10 @@ class AgentTaskQueue:
             bucket = self._buckets[priority]
             while bucket:
                 task = bucket.popleft()
-                if self._live.pop(task[WorkerTaskField.TASK_ID], None) is task:
+                task_id = task[WorkerTaskField.TASK_ID]
+                # A stale entry (removed, then the same task pushed again) must not take the live one with it.
+                if self._live.get(task_id) is task:
+                    del self._live[task_id]
                     return task
             del self._buckets[priority]
             self._priorities.pop(0)
