@@ -53,6 +53,11 @@ class Wiring:
         self.objects.put(record.number, FUNCTION, b"function payload")
         return record
 
+    def connect_worker(self, name: str) -> Any:
+        """A worker called ``name`` connects with the default queue; returns its record."""
+        self.workers.on_connect(name.encode(), [name, len(self.workers) + 1, "host", 0])
+        return self.workers.get(name.encode())
+
     def submit(self, client: Any, count: int, dependencies: dict[int, list[int]] | None = None) -> list[int]:
         base = task_id_base(client.number)
         items = []
@@ -73,7 +78,7 @@ def assigned_ids(fields: list[Any]) -> list[int]:
 def test_tasks_wait_for_free_slots_and_flow_to_the_worker_as_slots_free() -> None:
     wiring = Wiring(queue_size=2)
     client = wiring.connect_client()
-    wiring.workers.on_connect(b"w1", ["w1", 1, "host", 0])
+    wiring.connect_worker("w1")
     ids = wiring.submit(client, 3)
     first = wiring.take(MessageType.TASK_ASSIGN)
     assert len(first) == 1 and assigned_ids(first[0][1]) == ids[:2]
@@ -92,8 +97,8 @@ def test_tasks_wait_for_free_slots_and_flow_to_the_worker_as_slots_free() -> Non
 def test_a_result_from_a_worker_the_task_is_not_assigned_to_is_ignored() -> None:
     wiring = Wiring()
     client = wiring.connect_client()
-    wiring.workers.on_connect(b"w1", ["w1", 1, "host", 0])
-    wiring.workers.on_connect(b"w2", ["w2", 2, "host", 0])
+    wiring.connect_worker("w1")
+    wiring.connect_worker("w2")
     ids = wiring.submit(client, 2)
     assignments = dict(wiring.take(MessageType.TASK_ASSIGN))
     on_w1 = assigned_ids(assignments[b"w1"])[0]
@@ -109,7 +114,7 @@ def test_tasks_of_a_dead_worker_are_requeued_then_fail_after_the_allowed_failure
     (task_id,) = wiring.submit(client, 1)
     for attempt in range(2):
         name = f"w{attempt}".encode()
-        wiring.workers.on_connect(name, [name.decode(), 1, "host", 0])
+        wiring.connect_worker(name.decode())
         wiring.step()
         assert assigned_ids(wiring.take(MessageType.TASK_ASSIGN)[0][1]) == [task_id]
         wiring.tasks.on_tasks_started(wiring.workers.get(name), [task_id])
@@ -124,7 +129,7 @@ def test_only_tasks_a_dead_worker_had_started_count_a_failure_and_come_back_as_s
     wiring = Wiring(allowed_failures=0)
     client = wiring.connect_client()
     ids = wiring.submit(client, 3)
-    wiring.workers.on_connect(b"w1", ["w1", 1, "host", 0])
+    wiring.connect_worker("w1")
     wiring.step()
     assert assigned_ids(wiring.take(MessageType.TASK_ASSIGN)[0][1]) == ids
     wiring.tasks.on_tasks_started(wiring.workers.get(b"w1"), [ids[0], "not an id", [1]])
@@ -132,7 +137,7 @@ def test_only_tasks_a_dead_worker_had_started_count_a_failure_and_come_back_as_s
     wiring.step()
     results = wiring.take(MessageType.TASK_RESULTS)
     assert [item[:2] for item in results[0][1]] == [[ids[0], TaskStatus.WORKER_DIED]]
-    wiring.workers.on_connect(b"w2", ["w2", 2, "host", 0])
+    wiring.connect_worker("w2")
     wiring.step()
     (reassigned,) = wiring.take(MessageType.TASK_ASSIGN)
     assert assigned_ids(reassigned[1]) == ids[1:]
@@ -143,11 +148,11 @@ def test_a_worker_that_dies_before_starting_anything_blames_no_task() -> None:
     wiring = Wiring(allowed_failures=0)
     client = wiring.connect_client()
     ids = wiring.submit(client, 3)
-    wiring.workers.on_connect(b"w1", ["w1", 1, "host", 0])
+    wiring.connect_worker("w1")
     wiring.step()
     wiring.take(MessageType.TASK_ASSIGN)
     wiring.workers.remove(b"w1", reason="killed")
-    wiring.workers.on_connect(b"w2", ["w2", 2, "host", 0])
+    wiring.connect_worker("w2")
     wiring.step()
     assert wiring.take(MessageType.TASK_RESULTS) == []
     (reassigned,) = wiring.take(MessageType.TASK_ASSIGN)
@@ -158,12 +163,12 @@ def test_a_started_task_of_a_dead_worker_is_flagged_as_a_suspect() -> None:
     wiring = Wiring(allowed_failures=3)
     client = wiring.connect_client()
     ids = wiring.submit(client, 2)
-    wiring.workers.on_connect(b"w1", ["w1", 1, "host", 0])
+    wiring.connect_worker("w1")
     wiring.step()
     wiring.take(MessageType.TASK_ASSIGN)
     wiring.tasks.on_tasks_started(wiring.workers.get(b"w1"), [ids[1]])
     wiring.workers.remove(b"w1", reason="killed")
-    wiring.workers.on_connect(b"w2", ["w2", 2, "host", 0])
+    wiring.connect_worker("w2")
     wiring.step()
     (reassigned,) = wiring.take(MessageType.TASK_ASSIGN)
     flags = {task[0]: task[3] for task in reassigned[1][1]}
@@ -173,17 +178,17 @@ def test_a_started_task_of_a_dead_worker_is_flagged_as_a_suspect() -> None:
 def test_each_withdrawal_answer_settles_only_the_tasks_it_names() -> None:
     wiring = Wiring()
     client = wiring.connect_client()
-    wiring.workers.on_connect(b"w1", ["w1", 1, "host", 0])
+    wiring.connect_worker("w1")
     ids = wiring.submit(client, 4)
     worker = wiring.workers.get(b"w1")
     wiring.take(MessageType.TASK_ASSIGN)
     wiring.tasks.balance(trigger_times=0)  # nothing idle yet: no withdrawal
-    wiring.workers.on_connect(b"w2", ["w2", 2, "host", 0])
+    wiring.connect_worker("w2")
     wiring.tasks.balance(trigger_times=0)
     wiring.outbox.flush()
     (first,) = [fields for identity, fields in wiring.take(MessageType.TASK_WITHDRAW) if identity == b"w1"]
     assert len(first) == 2
-    wiring.workers.on_connect(b"w3", ["w3", 3, "host", 0])
+    wiring.connect_worker("w3")
     wiring.tasks.balance(trigger_times=0)  # a second withdrawal while the first is unanswered
     wiring.outbox.flush()
     (second,) = [fields for identity, fields in wiring.take(MessageType.TASK_WITHDRAW) if identity == b"w1"]
@@ -200,8 +205,8 @@ def test_each_withdrawal_answer_settles_only_the_tasks_it_names() -> None:
 def test_assignments_level_the_queues_of_the_workers() -> None:
     wiring = Wiring(queue_size=10)
     client = wiring.connect_client()
-    wiring.workers.on_connect(b"a", ["a", 1, "host", 0])
-    wiring.workers.on_connect(b"b", ["b", 2, "host", 0])
+    wiring.connect_worker("a")
+    wiring.connect_worker("b")
     wiring.submit(client, 40)
     counts = {identity: len(fields[1]) for identity, fields in wiring.take(MessageType.TASK_ASSIGN)}
     assert counts == {b"a": 10, b"b": 10}
@@ -211,7 +216,7 @@ def test_assignments_level_the_queues_of_the_workers() -> None:
 def test_a_graph_runs_a_task_only_when_its_dependencies_are_done_and_frees_their_results() -> None:
     wiring = Wiring()
     client = wiring.connect_client()
-    wiring.workers.on_connect(b"w", ["w", 1, "host", 0])
+    wiring.connect_worker("w")
     ids = wiring.submit(client, 3, dependencies={3: [1, 2]})
     assert assigned_ids(wiring.take(MessageType.TASK_ASSIGN)[0][1]) == ids[:2]
     worker = wiring.workers.get(b"w")
