@@ -9,10 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import msgpack
-import zmq
-
 from scaler.io.address import default_monitor_address, local_address
+from scaler.io.status_subscriber import StatusSubscriber
 from scaler.scheduler.config import SchedulerConfig
 from scaler.scheduler.process import run_scheduler
 from scaler.worker.config import WorkerConfig
@@ -84,37 +82,11 @@ class Cluster:
         self.stop()
 
 
-class StatusReader:
-    """Reads the status a scheduler publishes on its monitor socket."""
-
-    def __init__(self, monitor_address: str) -> None:
-        self._context = zmq.Context()
-        self._socket = self._context.socket(zmq.SUB)
-        self._socket.setsockopt(zmq.SUBSCRIBE, b"")
-        self._socket.connect(monitor_address)
+class StatusReader(StatusSubscriber):
+    """The scheduler's status, with the tests' default wait."""
 
     def latest(self, timeout_seconds: float = 10.0) -> dict[str, Any]:
-        """The newest status published within the timeout (raises TimeoutError if none arrives)."""
-        status = None
-        deadline = time.monotonic() + timeout_seconds
-        while status is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError("no status from the scheduler")
-            if self._socket.poll(int(remaining * 1000)):
-                while self._socket.poll(0):
-                    status = msgpack.unpackb(self._socket.recv(), raw=False)
-        return status
-
-    def close(self) -> None:
-        self._socket.close(linger=0)
-        self._context.term()
-
-    def __enter__(self) -> StatusReader:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
+        return super().latest(timeout_seconds)
 
 
 @contextmanager

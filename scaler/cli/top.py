@@ -7,10 +7,9 @@ import time
 from typing import Any
 
 import click
-import msgpack
-import zmq
 
 from scaler.cli.common import address_argument
+from scaler.io.status_subscriber import StatusSubscriber
 
 
 def _megabytes(value: int) -> str:
@@ -52,17 +51,13 @@ def render(status: dict[str, Any]) -> str:
 )
 def main(address: str, once: bool, timeout_seconds: float) -> None:
     """Show the status a scheduler publishes on its monitor ADDRESS (the scheduler's port + 1 by default)."""
-    context = zmq.Context()
-    socket = context.socket(zmq.SUB)
-    socket.setsockopt(zmq.SUBSCRIBE, b"")
-    socket.setsockopt(zmq.RCVTIMEO, int(timeout_seconds * 1000))
-    socket.connect(address)
+    subscriber = StatusSubscriber(address)
     try:
         while True:
             try:
-                status = msgpack.unpackb(socket.recv(), raw=False)
-            except zmq.Again:
-                click.echo(f"no status from {address} within {timeout_seconds:g} s", err=True)
+                status = subscriber.latest(timeout_seconds)
+            except TimeoutError as exc:
+                click.echo(str(exc), err=True)
                 sys.exit(1)
             text = render(status)
             if once:
@@ -74,8 +69,7 @@ def main(address: str, once: bool, timeout_seconds: float) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        socket.close(linger=0)
-        context.term()
+        subscriber.close()
 
 
 if __name__ == "__main__":
