@@ -230,9 +230,7 @@ class TaskManager:
             if task is not None:
                 del worker.assigned[task_id]
                 task.worker = None
-                self._move(task, TaskState.QUEUED)
-                self._queue.push(task, front=True)
-                self.counters["balanced"] += 1
+                self._requeue_first(task, "balanced")
         for task_id in kept:
             task = self._withdrawing_from(worker, task_id)
             if task is not None:
@@ -268,9 +266,7 @@ class TaskManager:
                 self._finish(task, TaskStatus.CANCELLED, None, None)
                 continue
             if not started:
-                self._move(task, TaskState.QUEUED)
-                self._queue.push(task, front=True)
-                self.counters["requeued"] += 1
+                self._requeue_first(task, "requeued")
                 continue
             task.failures += 1
             task.mark_suspect()
@@ -281,9 +277,7 @@ class TaskManager:
                 )
                 self._finish(task, TaskStatus.WORKER_DIED, message.encode(), None)
             else:
-                self._move(task, TaskState.QUEUED)
-                self._queue.push(task, front=True)
-                self.counters["requeued"] += 1
+                self._requeue_first(task, "requeued")
         worker.assigned.clear()
 
     # ------------------------------------------------------------------ scheduling
@@ -425,6 +419,12 @@ class TaskManager:
                 task_items.append(task.wire)
         self.counters["assigned"] += len(tasks)
         self._send(worker.identity, encode(MessageType.TASK_ASSIGN, [object_items, task_items], writer.frames))
+
+    def _requeue_first(self, task: TaskRecord, counter: str) -> None:
+        """Put a task that left its worker back at the front of its priority, counted under ``counter``."""
+        self._move(task, TaskState.QUEUED)
+        self._queue.push(task, front=True)
+        self.counters[counter] += 1
 
     def _move(self, task: TaskRecord, target: TaskState) -> None:
         check_transition(task.state, target)
