@@ -3,7 +3,7 @@
 Three processes take part: a real scaler scheduler, ONE process holding ``n`` fake workers, and this process
 with a real :class:`scaler.Client`. Each fake worker is a ZeroMQ DEALER with its own identity that speaks the
 worker protocol of :mod:`scaler.protocol` like :class:`scaler.worker.agent.WorkerAgent`: it says hello with
-WORKER_CONNECT (advertising the queue capacity a real worker advertises by default), sends WORKER_HEARTBEAT
+WORKER_CONNECT (advertising the per-worker queue size a real worker advertises by default), sends WORKER_HEARTBEAT
 every ``WORKER_HEARTBEAT_INTERVAL_SECONDS``, and answers every task of every TASK_ASSIGN at once with a
 canned successful result (the default serializer's ``serialize(None)``, sent inline as the real processor
 does for small payloads). Replies are batched per socket and poll round: all tasks read from one socket in
@@ -77,7 +77,7 @@ class FakeWorkers:
         self._context.set(zmq.MAX_SOCKETS, n + 64)
         self._hostname = socket_module.gethostname()
         self._result = DefaultSerializer().serialize(None)
-        self._capacity = WorkerConfig(scheduler_address=address).queue_capacity
+        self._per_worker_queue_size = WorkerConfig(scheduler_address=address).per_worker_queue_size
         self._heartbeat_s = float(scaler_defaults.WORKER_HEARTBEAT_INTERVAL_SECONDS)
         self._names: dict[zmq.Socket, str] = {}
         self._accepted: set[zmq.Socket] = set()
@@ -102,7 +102,7 @@ class FakeWorkers:
 
     def _connect(self, dealer: zmq.Socket) -> None:
         """Say hello as WorkerAgent._connect does."""
-        message = [self._names[dealer], os.getpid(), self._hostname, self._capacity]
+        message = [self._names[dealer], os.getpid(), self._hostname, self._per_worker_queue_size]
         dealer.send_multipart(encode(MessageType.WORKER_CONNECT, message))
 
     def serve(self, control: multiprocessing.connection.Connection) -> None:

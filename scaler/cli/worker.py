@@ -105,7 +105,7 @@ def main(
         logger.warning("--hard-processor-suspend is accepted but not yet active: waiting processors stay idle")
     config = WorkerConfig(
         scheduler_address=address,
-        queue_capacity=per_worker_queue_size,
+        per_worker_queue_size=per_worker_queue_size,
         heartbeat_interval_seconds=heartbeat_interval,
         task_timeout_seconds=task_timeout_seconds,
         death_timeout_seconds=death_timeout_seconds,

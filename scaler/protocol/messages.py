@@ -34,7 +34,7 @@ class MessageType(enum.IntEnum):
     CLIENT_REJECTED = 24  # [reason: str]  the scheduler does not know this client (any more)
 
     # worker agent -> scheduler
-    WORKER_CONNECT = 40  # [name: str, pid: int, hostname: str, queue_capacity: int]
+    WORKER_CONNECT = 40  # [name: str, pid: int, hostname: str, per_worker_queue_size: int]
     WORKER_HEARTBEAT = 41  # [cpu_percent: float, rss_bytes: int, queued: int, processors: int]
     TASKS_RETURNED = 42  # [[returned task_id, ...], [kept task_id, ...]]  the answer to one TASK_WITHDRAW
     WORKER_DISCONNECT = 43  # []

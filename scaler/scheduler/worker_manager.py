@@ -26,7 +26,7 @@ class WorkerRecord:
     name: str
     pid: int
     hostname: str
-    capacity: int
+    per_worker_queue_size: int
     last_seen: float
     # task ids, oldest first; True once the worker has handed the task to a processor
     assigned: dict[int, bool] = dataclasses.field(default_factory=dict)
@@ -38,7 +38,7 @@ class WorkerRecord:
 
     @property
     def free_slots(self) -> int:
-        return self.capacity - len(self.assigned)
+        return self.per_worker_queue_size - len(self.assigned)
 
 
 class WorkerManager:
@@ -48,13 +48,13 @@ class WorkerManager:
         self,
         send: SendFunction,
         timeout_seconds: float,
-        queue_size: int,
+        per_worker_queue_size: int,
         on_worker_gone: Callable[[WorkerRecord], None],
         on_worker_ready: Callable[[], None],
     ) -> None:
         self._send = send
         self._timeout_seconds = timeout_seconds
-        self._queue_size = queue_size
+        self._per_worker_queue_size = per_worker_queue_size
         self._on_worker_gone = on_worker_gone
         self._on_worker_ready = on_worker_ready
         self._workers: dict[bytes, WorkerRecord] = {}
@@ -75,12 +75,12 @@ class WorkerManager:
         name = as_str(fields[0], "worker name")
         pid = as_int(fields[1], "worker pid")
         hostname = as_str(fields[2], "worker hostname")
-        capacity = as_int(fields[3], "worker queue capacity")
+        asked = as_int(fields[3], "per-worker queue size")
         if identity in self._workers:
             self.remove(identity, reason="reconnected")
-        capacity = max(1, min(capacity, self._queue_size)) if capacity > 0 else self._queue_size
-        self._workers[identity] = WorkerRecord(identity, name, pid, hostname, capacity, time.monotonic())
-        logger.info("worker %s (pid %d on %s) connected, queue of %d", name, pid, hostname, capacity)
+        size = max(1, min(asked, self._per_worker_queue_size)) if asked > 0 else self._per_worker_queue_size
+        self._workers[identity] = WorkerRecord(identity, name, pid, hostname, size, time.monotonic())
+        logger.info("worker %s (pid %d on %s) connected, queue of %d", name, pid, hostname, size)
         self._send(identity, encode(MessageType.WORKER_ACCEPT, [__version__]))
         self._on_worker_ready()
 
@@ -132,7 +132,7 @@ class WorkerManager:
             return [(min(candidates, key=lambda w: len(w.assigned)), 1)]
         candidates.sort(key=lambda w: len(w.assigned))
         loads = [len(w.assigned) for w in candidates]
-        caps = [w.capacity for w in candidates]
+        caps = [w.per_worker_queue_size for w in candidates]
         grant = [0] * len(candidates)
         remaining = n_tasks
         # Raise the lowest queues to the next level, step by step, until the tasks run out.
@@ -189,7 +189,7 @@ class WorkerManager:
                 "processors": w.processors,
                 "cpu_percent": w.cpu_percent,
                 "rss_bytes": w.rss_bytes,
-                "capacity": w.capacity,
+                "per_worker_queue_size": w.per_worker_queue_size,
             }
             for w in self._workers.values()
         ]

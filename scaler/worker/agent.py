@@ -114,8 +114,7 @@ class WorkerAgent:
 
     def _connect(self) -> None:
         self._accepted = False
-        capacity = self.config.queue_capacity
-        message = [self.name, os.getpid(), self._hostname, capacity]
+        message = [self.name, os.getpid(), self._hostname, self.config.per_worker_queue_size]
         self._send_scheduler(encode(MessageType.WORKER_CONNECT, message))
 
     def _send_scheduler(self, parts: list[Any]) -> None:

@@ -13,7 +13,7 @@ class WorkerConfig:
 
     scheduler_address: str
     name: str = ""
-    queue_capacity: int = 0  # 0: take the scheduler's per-worker queue size
+    per_worker_queue_size: int = 0  # 0: take the scheduler's setting
     heartbeat_interval_seconds: float = defaults.WORKER_HEARTBEAT_INTERVAL_SECONDS
     task_timeout_seconds: float = defaults.WORKER_TASK_TIMEOUT_SECONDS
     death_timeout_seconds: float = defaults.WORKER_DEATH_TIMEOUT_SECONDS
