@@ -106,7 +106,8 @@ class TaskStatus(enum.IntEnum):
     WORKER_DIED = 3  # payload: utf-8 text saying what happened
     PROCESSOR_DIED = 4  # payload: utf-8 text naming the exit code or signal
     TIMED_OUT = 5  # payload: utf-8 text naming the limit
-    FAILED = 6  # payload: utf-8 text (bad input that no worker could run, a missing object, ...)
+    FAILED = 6  # payload: utf-8 text (bad input that no worker could run: an unknown dependency, ...)
+    OBJECT_MISSING = 7  # payload: utf-8 text naming the object (or function) the task needs and nobody holds
 
 
 class ProfileField(enum.IntEnum):
