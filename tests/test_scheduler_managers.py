@@ -6,69 +6,11 @@ from typing import Any
 
 import pytest
 
-from scaler.protocol.codec import decode, encode
+from scaler.protocol.codec import encode
 from scaler.protocol.ids import task_id_base
-from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag, TaskStatus
-from scaler.scheduler.client_manager import ClientManager
-from scaler.scheduler.object_manager import ObjectManager
-from scaler.scheduler.outbox import Outbox
-from scaler.scheduler.task_manager import TaskManager
-from scaler.scheduler.task_states import InvalidTransition, TaskState, check_transition
-from scaler.scheduler.worker_manager import WorkerManager
-
-FUNCTION = b"F" * 16
-
-
-class Wiring:
-    """The managers connected as the scheduler connects them, with sends captured."""
-
-    def __init__(self, allowed_failures: int = 3, queue_size: int = 1000) -> None:
-        self.sent: list[tuple[bytes, MessageType, list[Any]]] = []
-        self.outbox = Outbox(self.send)
-        self.clients = ClientManager(self.send, 60, True, self._client_gone)
-        self.objects = ObjectManager(lambda worker, ids: None)
-        self.workers = WorkerManager(self.send, 60, queue_size, lambda w: self.tasks.on_worker_gone(w), lambda: None)
-        self.tasks = TaskManager(self.send, self.outbox, self.clients, self.workers, self.objects, allowed_failures, -1)
-
-    def send(self, identity: bytes, parts: list[Any]) -> None:
-        msg_type, fields, _ = decode(parts)
-        self.sent.append((identity, msg_type, fields))
-
-    def _client_gone(self, record: Any) -> None:
-        self.tasks.cancel_all_of(record.number)
-        self.objects.delete_all_of(record.number)
-
-    def step(self) -> None:
-        self.tasks.assign_ready_tasks()
-        self.outbox.flush()
-
-    def take(self, msg_type: MessageType) -> list[tuple[bytes, list[Any]]]:
-        found = [(identity, fields) for identity, kind, fields in self.sent if kind is msg_type]
-        self.sent = [entry for entry in self.sent if entry[1] is not msg_type]
-        return found
-
-    def connect_client(self) -> Any:
-        self.clients.on_connect(b"client", ["test", None, 1, "host"])
-        record = self.clients.touch(b"client")
-        self.objects.put(record.number, FUNCTION, b"function payload")
-        return record
-
-    def connect_worker(self, name: str) -> Any:
-        """A worker called ``name`` connects with the default queue; returns its record."""
-        self.workers.on_connect(name.encode(), [name, len(self.workers) + 1, "host", 0])
-        return self.workers.get(name.encode())
-
-    def submit(self, client: Any, count: int, dependencies: dict[int, list[int]] | None = None) -> list[int]:
-        base = task_id_base(client.number)
-        items = []
-        for index in range(1, count + 1):
-            args: list[Any] = [[ArgumentKind.INLINE, b"arg"]]
-            for dependency in (dependencies or {}).get(index, []):
-                args.append([ArgumentKind.TASK, base + dependency])
-            items.append([base + index, FUNCTION, 0, int(TaskFlag.RESULT_TO_CLIENT), args, []])
-        self.tasks.on_submit(client, items, [])
-        self.step()
-        return [base + index for index in range(1, count + 1)]
+from scaler.protocol.messages import MessageType, TaskFlag, TaskStatus
+from scaler.scheduler.task_states import InvalidTransition, TaskEvent, TaskState, next_state
+from tests.scheduler_wiring import FUNCTION, Wiring
 
 
 def assigned_ids(fields: list[Any]) -> list[int]:
@@ -198,7 +140,7 @@ def test_each_withdrawal_answer_settles_only_the_tasks_it_names() -> None:
     wiring.step()
     moved = [task_id for identity, fields in wiring.take(MessageType.TASK_ASSIGN) for task_id in assigned_ids(fields)]
     assert sorted(moved) == sorted(first + second)  # every returned task assigned again, once
-    holders = [task_id for name in (b"w1", b"w2", b"w3") for task_id in wiring.workers.get(name).assigned]
+    holders = [task_id for name in (b"w1", b"w2", b"w3") for task_id in wiring.workers.assigned_to(name)]
     assert sorted(holders) == sorted(ids)
 
 
@@ -241,9 +183,11 @@ def test_a_client_that_leaves_has_its_tasks_and_objects_removed() -> None:
 
 
 def test_the_transition_table_refuses_moves_it_does_not_list() -> None:
-    check_transition(TaskState.QUEUED, TaskState.ASSIGNED)
+    assert next_state(TaskState.QUEUED, TaskEvent.ASSIGN) is TaskState.ASSIGNED
     with pytest.raises(InvalidTransition):
-        check_transition(TaskState.CANCELLING, TaskState.QUEUED)
+        next_state(TaskState.CANCELLING, TaskEvent.READY)
+    with pytest.raises(InvalidTransition):
+        next_state(TaskState.ENDED, TaskEvent.CANCEL)
 
 
 def test_a_task_id_of_another_client_is_malformed() -> None:

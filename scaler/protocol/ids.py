@@ -33,3 +33,8 @@ def random_object_id() -> bytes:
 def result_object_id(task_id: int) -> bytes:
     """The id of the object holding a task's result while dependent tasks need it."""
     return _RESULT_OBJECT_PREFIX + task_id.to_bytes(8, "big")
+
+
+def is_result_object_id(object_id: bytes) -> bool:
+    """Whether ``object_id`` names a kept task result (as opposed to a function or a client's object)."""
+    return object_id[:1] == _RESULT_OBJECT_PREFIX

@@ -100,6 +100,10 @@ class ClientManager:
         for record in [r for r in self._by_identity.values() if r.last_seen < limit]:
             self.remove(record.identity, reason=f"silent for more than {self._timeout_seconds:g} s")
 
+    def numbers(self) -> set[int]:
+        """Numbers of every connected client."""
+        return set(self._by_number)
+
     def identities(self) -> list[bytes]:
         """Identities of every connected client."""
         return list(self._by_identity)

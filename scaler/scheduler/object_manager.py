@@ -66,11 +66,13 @@ class ObjectManager:
                 owned.discard(object_id)
             if not record.owners:
                 self._remove(record)
+        if owned is not None and not owned:
+            del self._by_owner[owner]
 
-    def delete_all_of(self, owner: int) -> None:
-        """Drop every claim of ``owner`` (the client left or cleared its objects)."""
-        owned = self._by_owner.pop(owner, set())
-        self.delete(owner, list(owned))
+    def delete_all_of(self, owner: int, keep: bytes | None = None) -> None:
+        """Drop every claim of ``owner`` (the client left or cleared its objects), except on ``keep``."""
+        owned = self._by_owner.get(owner, set())
+        self.delete(owner, [object_id for object_id in owned if object_id != keep])
 
     def missing_for_worker(self, worker: bytes, object_ids: Iterable[bytes]) -> tuple[list[ObjectRecord], list[bytes]]:
         """Objects among ``object_ids`` the worker does not hold yet (marked held from now on),
@@ -100,6 +102,41 @@ class ObjectManager:
     def objects_of(self, owner: int) -> int:
         """Number of objects a client owns."""
         return len(self._by_owner.get(owner, ()))
+
+    def owners(self) -> set[int]:
+        """Numbers of the clients that own at least one object."""
+        return {owner for owner, owned in self._by_owner.items() if owned}
+
+    def holding_workers(self) -> set[bytes]:
+        """Identities of the workers recorded as holding at least one object."""
+        return {worker for worker, held in self._held_by_worker.items() if held}
+
+    def check_invariants(self) -> list[str]:
+        """Every breach of the object books, as sentences; empty when they are consistent."""
+        breaches: list[str] = []
+        for object_id, record in self._objects.items():
+            if not record.owners:
+                breaches.append(f"object {object_id.hex()} has no owner")
+            for owner in record.owners:
+                if object_id not in self._by_owner.get(owner, ()):
+                    breaches.append(f"object {object_id.hex()} is missing from its owner {owner}'s objects")
+            for worker in record.holders:
+                if object_id not in self._held_by_worker.get(worker, ()):
+                    breaches.append(f"object {object_id.hex()} is missing from a holder's objects")
+        for owner, owned in self._by_owner.items():
+            for object_id in owned:
+                record = self._objects.get(object_id)
+                if record is None or owner not in record.owners:
+                    breaches.append(f"client {owner} is said to own object {object_id.hex()}, which does not say so")
+        for worker, held in self._held_by_worker.items():
+            for object_id in held:
+                record = self._objects.get(object_id)
+                if record is None or worker not in record.holders:
+                    breaches.append(f"a worker is said to hold object {object_id.hex()}, which does not say so")
+        total = sum(record.size for record in self._objects.values())
+        if total != self.total_bytes:
+            breaches.append(f"objects take {total} bytes, the count says {self.total_bytes}")
+        return breaches
 
     def describe(self) -> dict[str, Any]:
         """Status figures for the monitor."""

@@ -9,17 +9,16 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
-from collections.abc import Iterable
 from typing import Any
 
 from scaler.protocol.checks import as_bytes, as_int, as_list, require
 from scaler.protocol.codec import FrameWriter, MalformedMessage, Payload, encode, resolve
-from scaler.protocol.ids import client_number_of_task, result_object_id
+from scaler.protocol.ids import client_number_of_task, is_result_object_id, result_object_id
 from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag, TaskStatus, WorkerTaskField
 from scaler.scheduler.client_manager import ClientManager, ClientRecord
 from scaler.scheduler.object_manager import ObjectManager
 from scaler.scheduler.outbox import Outbox, SendFunction
-from scaler.scheduler.task_states import TaskState, check_transition
+from scaler.scheduler.task_states import ON_WORKER, TaskEvent, TaskState, next_state
 from scaler.scheduler.worker_manager import WorkerManager, WorkerRecord
 
 logger = logging.getLogger(__name__)
@@ -44,7 +43,7 @@ class TaskRecord:
     object_ids: tuple[bytes, ...]  # objects its worker must hold
     has_frames: bool  # some argument is a large frame that must be re-referenced per message
     dependencies: tuple[int, ...]  # tasks whose results it takes as arguments
-    state: TaskState = TaskState.QUEUED
+    state: TaskState = TaskState.NEW
     worker: bytes | None = None
     failures: int = 0
     waiting_on: int = 0
@@ -57,12 +56,16 @@ class TaskRecord:
 
 
 class TaskQueue:
-    """Ready tasks by priority (larger first), first in first out within a priority."""
+    """Ready tasks by priority (larger first), first in first out within a priority.
+
+    A task that leaves the QUEUED state without being popped (it ended) stays in its bucket and is
+    skipped when reached; ``live`` counts the tasks in the QUEUED state.
+    """
 
     def __init__(self) -> None:
         self._buckets: dict[int, collections.deque[TaskRecord]] = {}
         self._priorities: list[int] = []  # sorted, largest first
-        self.live = 0  # tasks in the queue that are still QUEUED
+        self.live = 0
 
     def push(self, task: TaskRecord, front: bool = False) -> None:
         bucket = self._buckets.get(task.priority)
@@ -76,30 +79,51 @@ class TaskQueue:
             bucket.append(task)
         self.live += 1
 
-    def discard(self) -> None:
-        """A queued task ended without leaving the queue; it is skipped when reached."""
+    def left(self) -> None:
+        """A queued task left the QUEUED state (assigned, rejected or ended)."""
         self.live -= 1
 
-    def pop_many(self, count: int, is_live: Any) -> list[TaskRecord]:
-        """Up to ``count`` live tasks, highest priority first."""
+    def pop_many(self, count: int) -> list[TaskRecord]:
+        """Up to ``count`` tasks still QUEUED, highest priority first; each must then leave the QUEUED state."""
         taken: list[TaskRecord] = []
+        queued = TaskState.QUEUED
         for priority in list(self._priorities):
             bucket = self._buckets[priority]
             while bucket and len(taken) < count:
                 task = bucket.popleft()
-                if is_live(task):
+                if task.state is queued:
                     taken.append(task)
             if not bucket:
                 del self._buckets[priority]
                 self._priorities.remove(priority)
             if len(taken) >= count:
                 break
-        self.live -= len(taken)
         return taken
+
+    def entries(self) -> list[TaskRecord]:
+        """Every entry, stale ones included (for the invariant checks)."""
+        return [task for bucket in self._buckets.values() for task in bucket]
+
+
+@dataclasses.dataclass(slots=True)
+class Ending:
+    """How a task ends: the status, payload and profile its client is told."""
+
+    status: int
+    payload: Payload | None = None
+    profile: list[Any] | None = None
+
+
+_CANCELLED = Ending(TaskStatus.CANCELLED)
 
 
 class TaskManager:
-    """Task life cycle: submit, wait for dependencies, queue, assign, finish, cancel, re-queue."""
+    """Task life cycle: submit, wait for dependencies, queue, assign, finish, cancel, re-queue.
+
+    A task changes state only in ``_fire``, through the table of ``task_states``. What a state means
+    for the books lives in one place each: ``_enter`` and ``_leave`` keep the queue, the worker's
+    assignments and the record itself in step with the state, and ``_end`` is the one way out.
+    """
 
     def __init__(
         self,
@@ -139,7 +163,7 @@ class TaskManager:
     def describe(self) -> dict[str, Any]:
         """Status figures for the monitor."""
         # Counted from the queue and the workers, not task by task: the loop must not stall on a million tasks.
-        on_workers = sum(len(worker.assigned) for worker in self._workers)
+        on_workers = self._workers.total_assigned()
         queued = self._queue.live
         in_state = {"queued": queued, "assigned": on_workers, "waiting": len(self._tasks) - queued - on_workers}
         return {"unfinished": len(self._tasks), "queued": queued, "in_state": in_state, **self.counters}
@@ -147,7 +171,7 @@ class TaskManager:
     # ------------------------------------------------------------------ from clients
 
     def on_submit(self, client: ClientRecord, fields: list[Any], frames: list[Any]) -> None:
-        """Parse a TASK_SUBMIT batch fully, then register its tasks."""
+        """Parse a TASK_SUBMIT batch fully, then register its tasks and place each one."""
         records = [self._parse_task(client, item, frames) for item in fields]
         if self._max_tasks_waiting >= 0 and self._queue.live + len(records) > self._max_tasks_waiting:
             for record in records:
@@ -169,7 +193,7 @@ class TaskManager:
             accepted.append(record)
         self.counters["submitted"] += len(accepted)
         for record in accepted:
-            self._link_dependencies(record)
+            self._place(record)
 
     def on_cancel(self, client: ClientRecord, fields: list[Any]) -> None:
         """Cancel tasks of this client: queued ones end now, assigned ones are stopped by their worker."""
@@ -188,66 +212,49 @@ class TaskManager:
 
     def cancel(self, task: TaskRecord) -> None:
         """End a task as cancelled, or ask its worker to stop it."""
-        if task.state in (TaskState.WAITING, TaskState.QUEUED):
-            self._finish(task, TaskStatus.CANCELLED, None, None)
-        elif task.state in (TaskState.ASSIGNED, TaskState.WITHDRAWING):
-            self._move(task, TaskState.CANCELLING)
-            assert task.worker is not None
-            self._outbox.add_id(task.worker, MessageType.TASK_CANCEL, task.task_id)
+        self._fire(task, TaskEvent.CANCEL, _CANCELLED)
 
     # ------------------------------------------------------------------ from workers
 
     def on_worker_results(self, worker: WorkerRecord, fields: list[Any], frames: list[Any]) -> None:
         """Results from a worker: each ends its task, if the task is still assigned to that worker."""
-        parsed = []
-        for item in fields:
-            as_list(item, "result", 4)
-            task_id = as_int(item[0], "task id")
-            status = as_int(item[1], "status")
-            require(status in _STATUS_VALUES, "unknown task status")
-            payload = None if item[2] is None else resolve(item[2], frames)
-            profile = item[3]
-            require(profile is None or (type(profile) is list and len(profile) == 3), "bad profile")
-            parsed.append((task_id, status, payload, profile))
-        for task_id, status, payload, profile in parsed:
+        parsed = [parse_worker_result(item, frames) for item in fields]
+        for task_id, ending in parsed:
             task = self._tasks.get(task_id)
             if task is None or task.worker != worker.identity:
                 self.counters["stale_results"] += 1
                 continue
-            worker.assigned.pop(task_id, None)
-            self._finish(task, status, payload, profile)
+            self._fire(task, TaskEvent.RESULT, ending)
 
     def on_tasks_returned(self, worker: WorkerRecord, fields: list[Any]) -> None:
         """The answer to one TASK_WITHDRAW: returned tasks go to the front of the queue, kept ones stay assigned.
 
         Only the tasks named here are settled: another withdrawal from the same worker may still be in flight.
+        A task cancelled meanwhile ends when it is returned, and waits for its worker's answer when kept.
         """
         as_list(fields, "TASKS_RETURNED", 2)
         returned = [as_int(t, "task id") for t in as_list(fields[0], "returned tasks")]
         kept = [as_int(t, "task id") for t in as_list(fields[1], "kept tasks")]
         for task_id in reversed(returned):  # pushed to the front: the oldest ends first
-            task = self._withdrawing_from(worker, task_id)
+            task = self._withdrawn_from(worker, task_id)
             if task is not None:
-                del worker.assigned[task_id]
-                task.worker = None
-                self._requeue_first(task, "balanced")
+                self._fire(task, TaskEvent.RETURNED, _CANCELLED)
         for task_id in kept:
-            task = self._withdrawing_from(worker, task_id)
+            task = self._withdrawn_from(worker, task_id)
             if task is not None:
-                self._move(task, TaskState.ASSIGNED)
+                self._fire(task, TaskEvent.KEPT)
 
-    def _withdrawing_from(self, worker: WorkerRecord, task_id: int) -> TaskRecord | None:
+    def _withdrawn_from(self, worker: WorkerRecord, task_id: int) -> TaskRecord | None:
         task = self._tasks.get(task_id)
-        if task is None or task.worker != worker.identity or task.state is not TaskState.WITHDRAWING:
+        if task is None or task.worker != worker.identity:
             return None
-        return task
+        if task.state is TaskState.WITHDRAWING or task.state is TaskState.CANCELLING:
+            return task
+        return None
 
     def on_tasks_started(self, worker: WorkerRecord, fields: list[Any]) -> None:
         """The worker handed these tasks to a processor: if it dies now, they are the suspects."""
-        assigned = worker.assigned
-        for task_id in fields:
-            if type(task_id) is int and task_id in assigned:
-                assigned[task_id] = True
+        self._workers.mark_started(worker, as_list(fields, "TASKS_STARTED"))
 
     def on_worker_gone(self, worker: WorkerRecord) -> None:
         """Re-queue the tasks of a dead worker; the ones it had started count a failure, and fail past the limit.
@@ -257,16 +264,12 @@ class TaskManager:
         since it then runs alone and its start is told before it runs.
         """
         self._objects.forget_worker(worker.identity)
-        for task_id, started in reversed(list(worker.assigned.items())):  # pushed to the front: oldest ends first
+        for task_id, started in reversed(worker.assignments()):  # pushed to the front: oldest ends first
             task = self._tasks.get(task_id)
-            if task is None:
+            if task is None or task.worker != worker.identity:
                 continue
-            task.worker = None
-            if task.state is TaskState.CANCELLING:
-                self._finish(task, TaskStatus.CANCELLED, None, None)
-                continue
-            if not started:
-                self._requeue_first(task, "requeued")
+            if task.state is TaskState.CANCELLING or not started:
+                self._fire(task, TaskEvent.WORKER_LOST, _CANCELLED)
                 continue
             task.failures += 1
             task.mark_suspect()
@@ -275,10 +278,9 @@ class TaskManager:
                     f"task {task_id:#x} lost its worker {task.failures} times "
                     f"(allowed failures: {self._allowed_failures}); last worker: {worker.name}"
                 )
-                self._finish(task, TaskStatus.WORKER_DIED, message.encode(), None)
+                self._fire(task, TaskEvent.WORKER_LOST_TOO_OFTEN, Ending(TaskStatus.WORKER_DIED, message.encode()))
             else:
-                self._requeue_first(task, "requeued")
-        worker.assigned.clear()
+                self._fire(task, TaskEvent.WORKER_LOST, _CANCELLED)
 
     # ------------------------------------------------------------------ scheduling
 
@@ -287,7 +289,7 @@ class TaskManager:
         if self._queue.live <= 0:
             return
         for worker, count in self._workers.plan_assignments(self._queue.live):
-            tasks = self._queue.pop_many(count, self._is_queued)
+            tasks = self._queue.pop_many(count)
             if tasks:
                 self._send_to_worker(worker, tasks)
 
@@ -296,20 +298,105 @@ class TaskManager:
         if self._queue.live > 0:
             return
         for identity, surplus in self._workers.plan_balance(trigger_times).items():
-            worker = self._workers.get(identity)
-            if worker is None:
-                continue
-            newest_first = [self._tasks[t] for t in reversed(worker.assigned)]
+            newest_first = [self._tasks[t] for t in reversed(self._workers.assigned_to(identity))]
             chosen = [t for t in newest_first if t.state is TaskState.ASSIGNED][:surplus]
             for task in chosen:
-                self._move(task, TaskState.WITHDRAWING)
-                self._outbox.add_id(identity, MessageType.TASK_WITHDRAW, task.task_id)
+                self._fire(task, TaskEvent.WITHDRAW)
+
+    # ------------------------------------------------------------------ the life cycle
+
+    def _fire(
+        self, task: TaskRecord, event: TaskEvent, ending: Ending | None = None, worker: bytes | None = None
+    ) -> None:
+        """Move ``task`` as the table says for ``event``.
+
+        ``ending`` says how it ends if the move ends it; ``worker`` names the worker that takes it on ASSIGN.
+        """
+        source = task.state
+        target = next_state(source, event)
+        if target is source:
+            return
+        self._leave(task, source, target)
+        task.state = target
+        self._enter(task, source, target, event, ending, worker)
+
+    def _leave(self, task: TaskRecord, source: TaskState, target: TaskState) -> None:
+        if source is TaskState.QUEUED:
+            self._queue.left()
+        elif source in ON_WORKER and target not in ON_WORKER:
+            assert task.worker is not None
+            self._workers.release(task.worker, task.task_id)
+            task.worker = None
+
+    def _enter(
+        self,
+        task: TaskRecord,
+        source: TaskState,
+        target: TaskState,
+        event: TaskEvent,
+        ending: Ending | None,
+        worker: bytes | None,
+    ) -> None:
+        if target is TaskState.QUEUED:
+            front = source in ON_WORKER
+            self._queue.push(task, front=front)  # a task that left a worker goes first: it is the oldest
+            if front:
+                self.counters["balanced" if event is TaskEvent.RETURNED else "requeued"] += 1
+        elif target in ON_WORKER and source not in ON_WORKER:
+            assert worker is not None
+            task.worker = worker
+            self._workers.assign(worker, task.task_id)
+        elif target is TaskState.ENDED:
+            assert ending is not None
+            self._end(task, ending)
+        elif target is TaskState.WITHDRAWING:
+            assert task.worker is not None
+            self._outbox.add_id(task.worker, MessageType.TASK_WITHDRAW, task.task_id)
+        elif target is TaskState.CANCELLING:
+            assert task.worker is not None
+            self._outbox.add_id(task.worker, MessageType.TASK_CANCEL, task.task_id)
+        # WAITING, and ASSIGNED kept after a withdrawal, need nothing more.
+
+    def _end(self, task: TaskRecord, ending: Ending) -> None:
+        """The one way out: deliver or keep the result, release dependencies, settle dependents, drop the record."""
+        del self._tasks[task.task_id]
+        owned = self._by_client[task.client]
+        del owned[task.task_id]
+        if not owned:
+            del self._by_client[task.client]
+        status = ending.status
+        self.counters[_ENDED_COUNTERS[status]] += 1
+
+        client = self._clients.get(task.client)
+        if client is not None and task.flags & _RESULT_TO_CLIENT:
+            self._outbox.add_result(client.identity, task.task_id, status, ending.payload, ending.profile)
+        for dependency_id in task.dependencies:
+            self._release_result(task.client, dependency_id)
+        if not task.dependents:
+            return
+        if status == TaskStatus.SUCCESS:
+            if client is not None and task.task_id in self._result_users:
+                assert ending.payload is not None
+                self._objects.put(task.client, result_object_id(task.task_id), ending.payload)
+            for dependent_id in task.dependents:
+                dependent = self._tasks.get(dependent_id)
+                if dependent is not None:
+                    dependent.waiting_on -= 1
+                    if dependent.waiting_on == 0:
+                        self._fire(dependent, TaskEvent.READY)
+        else:
+            # A dependent cannot run without this result: it ends the same way.
+            failed = Ending(status, ending.payload)
+            for dependent_id in task.dependents:
+                dependent = self._tasks.get(dependent_id)
+                if dependent is not None:
+                    self._fire(dependent, TaskEvent.DEPENDENCY_FAILED, failed)
 
     # ------------------------------------------------------------------ internals
 
     def _parse_task(self, client: ClientRecord, item: Any, frames: list[Any]) -> TaskRecord:
         as_list(item, "task", 6)
-        task_id = as_int(item[0], "task id")
+        task_id = as_task_id(item[0], "task id")
         require(client_number_of_task(task_id) == client.number, "task id does not belong to this client")
         function_id = as_bytes(item[1], "function id")
         priority = as_int(item[2], "priority")
@@ -336,7 +423,7 @@ class TaskManager:
                 object_ids.append(object_id)
                 wire_args.append([ArgumentKind.OBJECT, object_id])
             elif kind == _TASK:
-                dependency = as_int(arg[1], "dependency id")
+                dependency = as_task_id(arg[1], "dependency id")
                 require(client_number_of_task(dependency) == client.number, "dependency of another client")
                 require(dependency != task_id, "task depends on itself")
                 object_id = result_object_id(dependency)
@@ -357,30 +444,29 @@ class TaskManager:
             tuple(dict.fromkeys(dependencies)),
         )
 
-    def _link_dependencies(self, task: TaskRecord) -> None:
-        waiting = 0
+    def _place(self, task: TaskRecord) -> None:
+        """A new task: rejected if it needs what does not exist, else waiting on its dependencies or queued."""
+        for object_id in task.object_ids:
+            if not is_result_object_id(object_id) and object_id not in self._objects:
+                self._fire(task, TaskEvent.REJECT, _object_missing(task, object_id))
+                return
+        live: list[TaskRecord] = []
         for dependency_id in task.dependencies:
             dependency = self._tasks.get(dependency_id)
             if dependency is not None:
-                if dependency.dependents is None:
-                    dependency.dependents = []
-                dependency.dependents.append(task.task_id)
-                self._result_users[dependency_id] = self._result_users.get(dependency_id, 0) + 1
-                waiting += 1
-            elif result_object_id(dependency_id) in self._objects:
-                self._result_users[dependency_id] = self._result_users.get(dependency_id, 0) + 1
-            else:
+                live.append(dependency)
+            elif result_object_id(dependency_id) not in self._objects:
                 message = f"task {task.task_id:#x} depends on task {dependency_id:#x}, which is unknown"
-                self._finish(task, TaskStatus.FAILED, message.encode(), None)
+                self._fire(task, TaskEvent.REJECT, Ending(TaskStatus.FAILED, message.encode()))
                 return
-        task.waiting_on = waiting
-        if waiting:
-            task.state = TaskState.WAITING
-        else:
-            self._queue.push(task)
-
-    def _is_queued(self, task: TaskRecord) -> bool:
-        return task.state is TaskState.QUEUED and self._tasks.get(task.task_id) is task
+        for dependency_id in task.dependencies:
+            self._result_users[dependency_id] = self._result_users.get(dependency_id, 0) + 1
+        for dependency in live:
+            if dependency.dependents is None:
+                dependency.dependents = []
+            dependency.dependents.append(task.task_id)
+        task.waiting_on = len(live)
+        self._fire(task, TaskEvent.BLOCKED if live else TaskEvent.READY)
 
     def _send_to_worker(self, worker: WorkerRecord, tasks: list[TaskRecord]) -> None:
         needed: dict[bytes, None] = {}
@@ -394,8 +480,7 @@ class TaskManager:
             for task in tasks:
                 lacking = [o for o in task.object_ids if o in missing]
                 if lacking:
-                    message = f"task {task.task_id:#x} needs object {lacking[0].hex()}, which does not exist"
-                    self._finish(task, TaskStatus.FAILED, message.encode(), None)
+                    self._fire(task, TaskEvent.REJECT, _object_missing(task, lacking[0]))
                 else:
                     runnable.append(task)
             tasks = runnable
@@ -404,74 +489,20 @@ class TaskManager:
         writer = FrameWriter()
         object_items = [[record.object_id, writer.add(record.payload)] for record in to_send]
         task_items: list[list[Any]] = []
-        assigned = worker.assigned
+        identity = worker.identity
         for task in tasks:
-            task.state = TaskState.ASSIGNED
-            task.worker = worker.identity
-            assigned[task.task_id] = False
+            self._fire(task, TaskEvent.ASSIGN, worker=identity)
             if task.has_frames:
                 wire = list(task.wire)
-                wire[4] = [
-                    [kind, writer.add(value) if kind == ArgumentKind.INLINE else value] for kind, value in wire[4]
+                wire[WorkerTaskField.ARGS] = [
+                    [kind, writer.add(value) if kind == ArgumentKind.INLINE else value]
+                    for kind, value in wire[WorkerTaskField.ARGS]
                 ]
                 task_items.append(wire)
             else:
                 task_items.append(task.wire)
         self.counters["assigned"] += len(tasks)
-        self._send(worker.identity, encode(MessageType.TASK_ASSIGN, [object_items, task_items], writer.frames))
-
-    def _requeue_first(self, task: TaskRecord, counter: str) -> None:
-        """Put a task that left its worker back at the front of its priority, counted under ``counter``."""
-        self._move(task, TaskState.QUEUED)
-        self._queue.push(task, front=True)
-        self.counters[counter] += 1
-
-    def _move(self, task: TaskRecord, target: TaskState) -> None:
-        check_transition(task.state, target)
-        task.state = target
-
-    def _finish(self, task: TaskRecord, status: int, payload: Payload | None, profile: Any) -> None:
-        """End a task: deliver or keep its result, release its dependencies, settle its dependents."""
-        if self._tasks.pop(task.task_id, None) is None:
-            return
-        if task.state is TaskState.QUEUED:
-            self._queue.discard()
-        if task.worker is not None:
-            worker = self._workers.get(task.worker)
-            if worker is not None:
-                worker.assigned.pop(task.task_id, None)
-        owned = self._by_client.get(task.client)
-        if owned is not None:
-            owned.pop(task.task_id, None)
-            if not owned:
-                del self._by_client[task.client]
-        self.counters[_ENDED_COUNTERS[status]] += 1
-
-        client = self._clients.get(task.client)
-        if client is not None and task.flags & _RESULT_TO_CLIENT:
-            self._outbox.add_result(client.identity, task.task_id, status, payload, profile)
-        for dependency_id in task.dependencies:
-            self._release_result(task.client, dependency_id)
-        if task.dependents:
-            if status == TaskStatus.SUCCESS:
-                if client is not None and task.task_id in self._result_users:
-                    self._objects.put(task.client, result_object_id(task.task_id), payload)  # type: ignore[arg-type]
-                for dependent_id in task.dependents:
-                    dependent = self._tasks.get(dependent_id)
-                    if dependent is not None and dependent.state is TaskState.WAITING:
-                        dependent.waiting_on -= 1
-                        if dependent.waiting_on == 0:
-                            self._move(dependent, TaskState.QUEUED)
-                            self._queue.push(dependent)
-            else:
-                # A dependent cannot run without this result: it ends the same way.
-                for dependent_id in task.dependents:
-                    dependent = self._tasks.get(dependent_id)
-                    if dependent is not None:
-                        if dependent.state is TaskState.WAITING:
-                            self._finish(dependent, status, payload, None)
-                        else:
-                            self.cancel(dependent)
+        self._send(identity, encode(MessageType.TASK_ASSIGN, [object_items, task_items], writer.frames))
 
     def _release_result(self, client_number: int, task_id: int) -> None:
         users = self._result_users.get(task_id)
@@ -483,7 +514,89 @@ class TaskManager:
         else:
             self._result_users[task_id] = users - 1
 
-    def forget_results_of(self, task_ids: Iterable[int]) -> None:
-        """Drop the bookkeeping of kept results (their objects were deleted with their client)."""
-        for task_id in task_ids:
-            self._result_users.pop(task_id, None)
+    # ------------------------------------------------------------------ invariants
+
+    def check_invariants(self) -> list[str]:
+        """Every breach of the task books, as sentences; empty when the books are consistent."""
+        breaches: list[str] = []
+        tasks = self._tasks
+        by_state: collections.Counter[TaskState] = collections.Counter()
+        dependents_of: collections.Counter[int] = collections.Counter()
+        on_workers: dict[bytes, set[int]] = {}
+        for task_id, task in tasks.items():
+            state = task.state
+            by_state[state] += 1
+            if task.task_id != task_id:
+                breaches.append(f"task {task_id:#x} is filed under another id")
+            if state is TaskState.ENDED or state is TaskState.NEW:
+                breaches.append(f"task {task_id:#x} is unfinished in state {state.name}")
+            if task_id not in self._by_client.get(task.client, ()):
+                breaches.append(f"task {task_id:#x} is missing from its client's tasks")
+            if state in ON_WORKER:
+                if task.worker is None or not self._workers.holds(task.worker, task_id):
+                    breaches.append(f"task {task_id:#x} is {state.name} but no connected worker holds it")
+                else:
+                    on_workers.setdefault(task.worker, set()).add(task_id)
+            elif task.worker is not None:
+                breaches.append(f"task {task_id:#x} is {state.name} yet names a worker")
+            if state is not TaskState.CANCELLING and self._clients.get(task.client) is None:
+                breaches.append(f"task {task_id:#x} is {state.name} though its client is gone")
+            for dependency_id in task.dependencies:
+                dependents_of[dependency_id] += 1
+            if state is TaskState.WAITING:
+                pending = sum(1 for d in task.dependencies if d in tasks)
+                if task.waiting_on != pending or pending == 0:
+                    breaches.append(f"task {task_id:#x} waits on {task.waiting_on} tasks, {pending} are unfinished")
+        owned = sum(len(ids) for ids in self._by_client.values())
+        if owned != len(tasks):
+            breaches.append(f"clients own {owned} tasks, {len(tasks)} are unfinished")
+        queued_entries = {id(t) for t in self._queue.entries() if t.state is TaskState.QUEUED}
+        if self._queue.live != by_state[TaskState.QUEUED] or len(queued_entries) != self._queue.live:
+            breaches.append(
+                f"the queue counts {self._queue.live} tasks, holds {len(queued_entries)}, "
+                f"and {by_state[TaskState.QUEUED]} are QUEUED"
+            )
+        for worker in self._workers:
+            held = set(self._workers.assigned_to(worker.identity))
+            if held != on_workers.get(worker.identity, set()):
+                said = len(on_workers.get(worker.identity, ()))
+                breaches.append(f"worker {worker.name} holds {len(held)} tasks, the tasks name it {said} times")
+        ended = sum(count for name, count in self.counters.items() if name.startswith("ended_"))
+        if self.counters["submitted"] != ended + len(tasks):
+            breaches.append(f"submitted {self.counters['submitted']} != ended {ended} + unfinished {len(tasks)}")
+        if dict(dependents_of) != self._result_users:
+            breaches.append("the users of kept results do not match the unfinished tasks that depend on them")
+        for task_id in self._result_users:
+            if task_id not in tasks and result_object_id(task_id) not in self._objects:
+                breaches.append(f"the kept result of task {task_id:#x} has users but neither task nor object exists")
+        return breaches
+
+
+def as_task_id(value: Any, what: str) -> int:
+    """Return ``value`` if it is a valid task id (a non-negative int of at most 63 bits)."""
+    task_id = as_int(value, what)
+    require(0 <= task_id < 1 << 63, f"{what} out of range")
+    return task_id
+
+
+def parse_worker_result(item: Any, frames: list[Any]) -> tuple[int, Ending]:
+    """Check one TASK_RESULTS item from a worker as strictly as a client's message: (task id, ending)."""
+    as_list(item, "result", 4)
+    task_id = as_task_id(item[0], "task id")
+    status = as_int(item[1], "status")
+    require(status in _STATUS_VALUES, "unknown task status")
+    payload = None if item[2] is None else resolve(item[2], frames)
+    require(payload is not None or status != TaskStatus.SUCCESS, "a successful result needs a payload")
+    profile = item[3]
+    if profile is not None:
+        require(
+            type(profile) is list and len(profile) == 3 and all(type(v) in (int, float) for v in profile),
+            "a profile is three numbers",
+        )
+    return task_id, Ending(status, payload, profile)
+
+
+def _object_missing(task: TaskRecord, object_id: bytes) -> Ending:
+    what = "function" if object_id == task.wire[WorkerTaskField.FUNCTION_ID] else "object"
+    message = f"task {task.task_id:#x} needs {what} {object_id.hex()}, which does not exist"
+    return Ending(TaskStatus.OBJECT_MISSING, message.encode())

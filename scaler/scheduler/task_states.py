@@ -1,4 +1,9 @@
-"""The life cycle of a task in the scheduler, as one table of allowed transitions."""
+"""The life cycle of a task in the scheduler: one table keyed by (state, event).
+
+Every change of a task's state, ending included, is a row of ``TRANSITIONS``. The task manager fires
+events through it and keeps each place's bookkeeping (the queue, a worker's assignments, the record
+itself) in the code that runs when a task enters or leaves that place.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +11,79 @@ import enum
 
 
 class TaskState(enum.IntEnum):
-    """Where a task is. A task that ends is removed from the scheduler: ending is not a state."""
+    """Where a task is."""
 
-    WAITING = 0  # waits for the results of the tasks it depends on
-    QUEUED = 1  # ready, waits in the scheduler for a worker with a free slot
-    ASSIGNED = 2  # sits in a worker's queue or runs there
-    WITHDRAWING = 3  # assigned, and the scheduler asked the worker to give it back
-    CANCELLING = 4  # assigned, and the scheduler asked the worker to stop it
+    NEW = 0  # parsed and registered, not yet placed
+    WAITING = 1  # waits for the results of the tasks it depends on
+    QUEUED = 2  # ready, waits in the scheduler for a worker with a free slot
+    ASSIGNED = 3  # sits in a worker's queue or runs there
+    WITHDRAWING = 4  # assigned, and the scheduler asked the worker to give it back
+    CANCELLING = 5  # assigned, and the scheduler asked the worker to stop it
+    ENDED = 6  # its client got its one answer (or is gone); the record is removed
 
 
-TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
-    TaskState.WAITING: frozenset({TaskState.QUEUED}),
-    TaskState.QUEUED: frozenset({TaskState.ASSIGNED}),
-    TaskState.ASSIGNED: frozenset({TaskState.QUEUED, TaskState.WITHDRAWING, TaskState.CANCELLING}),
-    TaskState.WITHDRAWING: frozenset({TaskState.QUEUED, TaskState.ASSIGNED, TaskState.CANCELLING}),
-    TaskState.CANCELLING: frozenset(),
+class TaskEvent(enum.Enum):
+    """What can happen to a task."""
+
+    READY = "its dependencies are done (or it has none)"
+    BLOCKED = "it was submitted with dependencies still running"
+    ASSIGN = "a worker with a free slot takes it"
+    WITHDRAW = "the scheduler asks its worker to give it back (balancing)"
+    RETURNED = "its worker gave it back without starting it"
+    KEPT = "its worker kept it (it had started) when asked to give it back"
+    CANCEL = "its client cancelled it, cleared, or left"
+    RESULT = "its worker sent how it ended"
+    WORKER_LOST = "its worker died or went silent; it may run again"
+    WORKER_LOST_TOO_OFTEN = "its worker died while running it, past the allowed failures"
+    REJECT = "it cannot run: an object, function or dependency it needs does not exist"
+    DEPENDENCY_FAILED = "a task it depends on ended without a result"
+
+
+_S = TaskState
+_E = TaskEvent
+
+TRANSITIONS: dict[tuple[TaskState, TaskEvent], TaskState] = {
+    (_S.NEW, _E.READY): _S.QUEUED,
+    (_S.NEW, _E.BLOCKED): _S.WAITING,
+    (_S.NEW, _E.REJECT): _S.ENDED,
+    (_S.WAITING, _E.READY): _S.QUEUED,
+    (_S.WAITING, _E.CANCEL): _S.ENDED,
+    (_S.WAITING, _E.DEPENDENCY_FAILED): _S.ENDED,
+    (_S.QUEUED, _E.ASSIGN): _S.ASSIGNED,
+    (_S.QUEUED, _E.CANCEL): _S.ENDED,
+    (_S.QUEUED, _E.REJECT): _S.ENDED,
+    (_S.ASSIGNED, _E.WITHDRAW): _S.WITHDRAWING,
+    (_S.ASSIGNED, _E.CANCEL): _S.CANCELLING,
+    (_S.ASSIGNED, _E.RESULT): _S.ENDED,
+    (_S.ASSIGNED, _E.WORKER_LOST): _S.QUEUED,
+    (_S.ASSIGNED, _E.WORKER_LOST_TOO_OFTEN): _S.ENDED,
+    (_S.WITHDRAWING, _E.RETURNED): _S.QUEUED,
+    (_S.WITHDRAWING, _E.KEPT): _S.ASSIGNED,
+    (_S.WITHDRAWING, _E.CANCEL): _S.CANCELLING,
+    (_S.WITHDRAWING, _E.RESULT): _S.ENDED,
+    (_S.WITHDRAWING, _E.WORKER_LOST): _S.QUEUED,
+    (_S.WITHDRAWING, _E.WORKER_LOST_TOO_OFTEN): _S.ENDED,
+    # A cancelled task ends once its worker answers, gives it back, or dies; a second cancel changes nothing.
+    (_S.CANCELLING, _E.CANCEL): _S.CANCELLING,
+    (_S.CANCELLING, _E.KEPT): _S.CANCELLING,
+    (_S.CANCELLING, _E.RETURNED): _S.ENDED,
+    (_S.CANCELLING, _E.RESULT): _S.ENDED,
+    (_S.CANCELLING, _E.WORKER_LOST): _S.ENDED,
+    (_S.CANCELLING, _E.WORKER_LOST_TOO_OFTEN): _S.ENDED,
 }
-"""For each state, the states a task may move to. Any state may also end (the task is removed)."""
+"""For each (state, event) that may happen, the state the task moves to. Anything else is a bug."""
+
+ON_WORKER = frozenset({TaskState.ASSIGNED, TaskState.WITHDRAWING, TaskState.CANCELLING})
+"""The states in which a task is held by exactly one worker."""
 
 
 class InvalidTransition(RuntimeError):
-    """A task was asked to move to a state its current state does not lead to."""
+    """An event happened to a task in a state the table does not list it for."""
 
 
-def check_transition(current: TaskState, target: TaskState) -> None:
-    """Raise InvalidTransition unless ``current`` may move to ``target``."""
-    if target not in TRANSITIONS[current]:
-        raise InvalidTransition(f"task cannot move from {current.name} to {target.name}")
+def next_state(current: TaskState, event: TaskEvent) -> TaskState:
+    """The state ``event`` moves a task in ``current`` to; InvalidTransition if the table has no such row."""
+    target = TRANSITIONS.get((current, event))
+    if target is None:
+        raise InvalidTransition(f"a task in {current.name} cannot take {event.name} ({event.value})")
+    return target

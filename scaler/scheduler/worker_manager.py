@@ -28,7 +28,7 @@ class WorkerRecord:
     hostname: str
     per_worker_queue_size: int
     last_seen: float
-    # task ids, oldest first; True once the worker has handed the task to a processor
+    # task ids, oldest first; True once the worker has handed the task to a processor. Written by WorkerManager only.
     assigned: dict[int, bool] = dataclasses.field(default_factory=dict)
     cpu_percent: float = 0.0
     rss_bytes: int = 0
@@ -39,6 +39,10 @@ class WorkerRecord:
     @property
     def free_slots(self) -> int:
         return self.per_worker_queue_size - len(self.assigned)
+
+    def assignments(self) -> list[tuple[int, bool]]:
+        """(task id, started) of every task this worker holds, oldest first."""
+        return list(self.assigned.items())
 
 
 class WorkerManager:
@@ -66,6 +70,10 @@ class WorkerManager:
         """The connected workers (a snapshot: safe while workers come and go)."""
         return iter(list(self._workers.values()))
 
+    def identities(self) -> set[bytes]:
+        """Identities of every connected worker."""
+        return set(self._workers)
+
     def get(self, identity: bytes) -> WorkerRecord | None:
         return self._workers.get(identity)
 
@@ -90,6 +98,41 @@ class WorkerManager:
         if record is not None:
             record.last_seen = time.monotonic()
         return record
+
+    # ------------------------------------------------------------------ assignments (asked by the task manager)
+
+    def assign(self, identity: bytes, task_id: int) -> None:
+        """The connected worker ``identity`` now holds ``task_id`` (not yet started)."""
+        self._workers[identity].assigned[task_id] = False
+
+    def release(self, identity: bytes, task_id: int) -> None:
+        """The worker no longer holds ``task_id``; nothing happens if it is gone or never held it."""
+        worker = self._workers.get(identity)
+        if worker is not None:
+            worker.assigned.pop(task_id, None)
+
+    def mark_started(self, worker: WorkerRecord, task_ids: list[Any]) -> None:
+        """The worker handed these tasks to a processor: they take the blame if it dies now."""
+        assigned = worker.assigned
+        for task_id in task_ids:
+            if type(task_id) is int and task_id in assigned:
+                assigned[task_id] = True
+
+    def holds(self, identity: bytes, task_id: int) -> bool:
+        """Whether the connected worker ``identity`` holds ``task_id``."""
+        worker = self._workers.get(identity)
+        return worker is not None and task_id in worker.assigned
+
+    def assigned_to(self, identity: bytes) -> list[int]:
+        """Ids of the tasks the worker holds, oldest first (empty for an unknown worker)."""
+        worker = self._workers.get(identity)
+        return [] if worker is None else list(worker.assigned)
+
+    def total_assigned(self) -> int:
+        """Tasks held by all workers together."""
+        return sum(len(worker.assigned) for worker in self._workers.values())
+
+    # ------------------------------------------------------------------ health
 
     def on_heartbeat(self, record: WorkerRecord, fields: list[Any]) -> None:
         """Store the worker's figures and answer so it knows the scheduler is alive."""

@@ -1,0 +1,193 @@
+"""The scheduler's decisions, with no sockets: a message in, the messages it causes out through ``send``.
+
+The Scheduler (scheduler.py) is the I/O shell around this core: it decodes what arrives on its
+ROUTER socket, hands it here, and runs the periodic routines. Tests drive the core directly.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from scaler.protocol.checks import as_bytes, as_list, require, resolve_object_items
+from scaler.protocol.codec import MalformedMessage, encode
+from scaler.protocol.ids import is_result_object_id
+from scaler.protocol.messages import MessageType
+from scaler.scheduler.client_manager import ClientManager, ClientRecord
+from scaler.scheduler.config import SchedulerConfig
+from scaler.scheduler.invariants import check_scheduler
+from scaler.scheduler.object_manager import ObjectManager
+from scaler.scheduler.outbox import Outbox, SendFunction
+from scaler.scheduler.task_manager import TaskManager
+from scaler.scheduler.worker_manager import WorkerManager, WorkerRecord
+
+logger = logging.getLogger(__name__)
+
+# Invariant breaches logged one by one before the log only counts them.
+_BREACH_LOG_LIMIT = 20
+
+
+class SchedulerCore:
+    """The managers, wired together, and the table of which manager handles which message."""
+
+    def __init__(
+        self,
+        config: SchedulerConfig,
+        send: SendFunction,
+        on_shutdown: Callable[[], None] = lambda: None,
+        check_invariants: bool = False,
+    ) -> None:
+        self.config = config
+        self._send = send
+        self._on_shutdown = on_shutdown
+        self._check_invariants = check_invariants
+        self.counters: collections.Counter[str] = collections.Counter()
+        self.outbox = Outbox(send)
+        self.clients = ClientManager(send, config.client_timeout_seconds, config.protected, self._on_client_gone)
+        self.objects = ObjectManager(self._tell_worker_to_delete)
+        self.workers = WorkerManager(
+            send, config.worker_timeout_seconds, config.per_worker_queue_size, self._on_worker_gone, lambda: None
+        )
+        self.tasks = TaskManager(
+            send,
+            self.outbox,
+            self.clients,
+            self.workers,
+            self.objects,
+            config.allowed_failures,
+            config.max_number_of_tasks_waiting,
+        )
+        self._client_handlers: dict[MessageType, Callable[[ClientRecord, list[Any], list[Any]], None]] = {
+            MessageType.CLIENT_HEARTBEAT: lambda c, f, fr: self.clients.on_heartbeat(c.identity),
+            MessageType.TASK_SUBMIT: self.tasks.on_submit,
+            MessageType.OBJECT_PUT: self._on_object_put,
+            MessageType.TASK_CANCEL: lambda c, f, fr: self.tasks.on_cancel(c, f),
+            MessageType.OBJECT_DELETE: self._on_object_delete,
+            MessageType.CLIENT_CLEAR: self._on_client_clear,
+            MessageType.CLIENT_DISCONNECT: lambda c, f, fr: self.clients.remove(c.identity, "disconnected"),
+            MessageType.CLUSTER_SHUTDOWN: self._on_cluster_shutdown,
+        }
+        self._worker_handlers: dict[MessageType, Callable[[WorkerRecord, list[Any], list[Any]], None]] = {
+            MessageType.WORKER_HEARTBEAT: lambda w, f, fr: self.workers.on_heartbeat(w, f),
+            MessageType.TASK_RESULTS: self.tasks.on_worker_results,
+            MessageType.TASKS_RETURNED: lambda w, f, fr: self.tasks.on_tasks_returned(w, f),
+            MessageType.TASKS_STARTED: lambda w, f, fr: self.tasks.on_tasks_started(w, f),
+            MessageType.WORKER_DISCONNECT: lambda w, f, fr: self.workers.remove(w.identity, "disconnected"),
+        }
+
+    # ------------------------------------------------------------------ events
+
+    def on_message(self, identity: bytes, msg_type: MessageType, fields: list[Any], frames: list[Any]) -> None:
+        """Handle one decoded message from ``identity``; MalformedMessage if its fields are wrong."""
+        if msg_type is MessageType.CLIENT_CONNECT:
+            self.clients.on_connect(identity, fields)
+            return
+        if msg_type is MessageType.WORKER_CONNECT:
+            self.workers.on_connect(identity, fields)
+            # A worker that joins while others hold queued work gets its share now, not after the balancing delay.
+            self.tasks.balance(trigger_times=0)
+            return
+        client_handler = self._client_handlers.get(msg_type)
+        if client_handler is not None:
+            client = self.clients.touch(identity)
+            if client is None:
+                self.counters["unknown_client_messages"] += 1
+                self._send(identity, encode(MessageType.CLIENT_REJECTED, ["the scheduler does not know this client"]))
+                return
+            client_handler(client, fields, frames)
+            return
+        worker_handler = self._worker_handlers.get(msg_type)
+        if worker_handler is not None:
+            worker = self.workers.touch(identity)
+            if worker is None:
+                self.counters["unknown_worker_messages"] += 1
+                self._send(identity, encode(MessageType.WORKER_RECONNECT))
+                return
+            worker_handler(worker, fields, frames)
+            return
+        raise MalformedMessage(f"{msg_type.name} is not a message the scheduler takes")
+
+    def after_handling(self) -> None:
+        """After each message or routine: hand out ready tasks, send what was batched, check if asked to."""
+        self.tasks.assign_ready_tasks()
+        self.outbox.flush()
+        if self._check_invariants:
+            self.check_invariants()
+
+    def expire_peers(self, now: float) -> None:
+        """Forget clients and workers silent for longer than their time-outs."""
+        self.clients.expire(now)
+        self.workers.expire(now)
+
+    def balance(self) -> None:
+        """The periodic balancing pass."""
+        self.tasks.balance(self.config.load_balance_trigger_times)
+
+    def check_invariants(self) -> list[str]:
+        """Check the whole state; each breach is logged and counted, never raised."""
+        try:
+            breaches = check_scheduler(self.tasks, self.objects, self.clients, self.workers)
+        except Exception as exc:  # a check that trips over corrupt state is a breach too
+            breaches = [f"the check itself failed: {exc!r}"]
+        if breaches:
+            self.counters["invariant_breaches"] += len(breaches)
+            if self.counters["invariant_breaches"] <= _BREACH_LOG_LIMIT:
+                for breach in breaches:
+                    logger.error("invariant breached: %s", breach)
+        return breaches
+
+    def describe_clients(self) -> list[dict[str, Any]]:
+        """Each connected client with its unfinished tasks and the objects it owns."""
+        lines = self.clients.describe()
+        for line in lines:
+            line["tasks"] = self.tasks.tasks_of_client(line["number"])
+            line["objects"] = self.objects.objects_of(line["number"])
+        return lines
+
+    def shutdown_cluster(self) -> None:
+        """Tell every worker and client the cluster stops, then let the shell stop."""
+        for record in list(self.workers):
+            self._send(record.identity, encode(MessageType.WORKER_SHUTDOWN))
+        for identity in self.clients.identities():
+            self._send(identity, encode(MessageType.CLIENT_REJECTED, ["the cluster was shut down"]))
+        self._on_shutdown()
+
+    # ------------------------------------------------------------------ handlers
+
+    def _on_object_put(self, client: ClientRecord, fields: list[Any], frames: list[Any]) -> None:
+        items = resolve_object_items(fields, frames)
+        # Kept task results are the scheduler's to store and delete, never a client's.
+        require(not any(is_result_object_id(object_id) for object_id, _ in items), "object id of a task result")
+        for object_id, payload in items:
+            self.objects.put(client.number, object_id, payload)
+
+    def _on_object_delete(self, client: ClientRecord, fields: list[Any], frames: list[Any]) -> None:
+        object_ids = [as_bytes(o, "object id") for o in as_list(fields, "object ids")]
+        self.objects.delete(client.number, [o for o in object_ids if not is_result_object_id(o)])
+
+    def _on_client_clear(self, client: ClientRecord, fields: list[Any], frames: list[Any]) -> None:
+        self.tasks.cancel_all_of(client.number)
+        # The client sent its serializer once, when it connected: its later tasks still need it.
+        self.objects.delete_all_of(client.number, keep=client.serializer_id)
+
+    def _on_cluster_shutdown(self, client: ClientRecord, fields: list[Any], frames: list[Any]) -> None:
+        if self.config.protected:
+            reason = "the scheduler runs protected; start it with --unprotected to allow clients to shut it down"
+            self._send(client.identity, encode(MessageType.SHUTDOWN_REPLY, [False, reason]))
+            return
+        logger.info("client %s asked to shut the cluster down", client.number)
+        self._send(client.identity, encode(MessageType.SHUTDOWN_REPLY, [True, "shutting down"]))
+        self.shutdown_cluster()
+
+    def _on_client_gone(self, client: ClientRecord) -> None:
+        self.tasks.cancel_all_of(client.number)
+        self.objects.delete_all_of(client.number)
+
+    def _on_worker_gone(self, worker: WorkerRecord) -> None:
+        self.tasks.on_worker_gone(worker)
+
+    def _tell_worker_to_delete(self, worker: bytes, object_ids: list[bytes]) -> None:
+        for object_id in object_ids:
+            self.outbox.add_id(worker, MessageType.OBJECT_DELETE, object_id)
