@@ -5,15 +5,23 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
 
 from scaler import Client, SchedulerClusterCombo
+from scaler.scheduler.invariants import BREACHES_FILE_VARIABLE, ENVIRONMENT_SWITCH
 from tests.helpers import describe, live_children, wait_until
 
 SOAK = os.environ.get("SCALER_SOAK") == "1"
+
+# Every scheduler the tests start checks its whole state after every message and writes any breach here.
+os.environ.setdefault(ENVIRONMENT_SWITCH, "1")
+_BREACHES_FILE = Path(tempfile.gettempdir()) / f"scaler-invariant-breaches-{os.getpid()}.txt"
+os.environ[BREACHES_FILE_VARIABLE] = str(_BREACHES_FILE)
 
 _shared_roots: set[int] = set()
 
@@ -29,6 +37,17 @@ def shared_cluster_pids() -> set[int]:
         except psutil.NoSuchProcess:
             _shared_roots.discard(root)
     return pids
+
+
+@pytest.fixture(autouse=True)
+def no_invariant_breached() -> Iterator[None]:
+    """Fail a test during which any scheduler found its state inconsistent."""
+    _BREACHES_FILE.unlink(missing_ok=True)
+    yield
+    if _BREACHES_FILE.exists():
+        breaches = _BREACHES_FILE.read_text(encoding="utf-8")
+        _BREACHES_FILE.unlink()
+        pytest.fail(f"a scheduler breached its invariants:\n{breaches[:4000]}")
 
 
 @pytest.fixture(autouse=True)

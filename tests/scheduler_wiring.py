@@ -49,7 +49,8 @@ class Wiring:
 
     def check(self) -> None:
         """The scheduler's books are consistent."""
-        assert check_scheduler(self.tasks, self.objects, self.clients, self.workers) == []
+        breaches = check_scheduler(self.tasks, self.objects, self.clients, self.workers)
+        assert breaches == [], breaches
 
     def take(self, msg_type: MessageType) -> list[tuple[bytes, list[Any]]]:
         found = [(identity, fields) for identity, kind, fields in self.sent if kind is msg_type]

@@ -6,10 +6,14 @@ books are checked (tests/scheduler_wiring.py), and each test ends by running a f
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from scaler.protocol.ids import task_id_base
 from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag, TaskStatus
+from scaler.scheduler.invariants import BREACHES_FILE_VARIABLE
 from tests.scheduler_wiring import FUNCTION, Wiring
 
 OBJECT = b"O" * 16
@@ -248,7 +252,11 @@ def test_clients_cannot_store_or_delete_kept_task_results() -> None:
     assert len(wiring.objects) == 1
 
 
-def test_a_corrupted_state_is_reported_as_a_breach() -> None:
+def test_a_corrupted_state_is_reported_as_a_breach(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    breaches_file = tmp_path / "breaches.txt"
+    monkeypatch.setenv(BREACHES_FILE_VARIABLE, str(breaches_file))
     wiring = Wiring()
     client = wiring.connect_client()
     wiring.connect_worker("w")
@@ -259,3 +267,5 @@ def test_a_corrupted_state_is_reported_as_a_breach() -> None:
     breaches = wiring.core.check_invariants()
     assert any("no connected worker holds it" in breach for breach in breaches), breaches
     assert wiring.core.counters["invariant_breaches"] == len(breaches)
+    assert any("invariant breached" in record.message and record.levelname == "ERROR" for record in caplog.records)
+    assert "no connected worker holds it" in breaches_file.read_text()

@@ -22,7 +22,7 @@ import zmq
 
 from scaler.errors import SchedulerLostError
 from scaler.io.parts import NOBLOCK, readable, recv_parts, send_parts
-from scaler.protocol.codec import FrameWriter, MalformedMessage, Payload, decode, encode, resolve
+from scaler.protocol.codec import FrameWriter, decode, encode
 from scaler.protocol.messages import ArgumentKind, MessageType, TaskField
 
 logger = logging.getLogger(__name__)
@@ -154,8 +154,8 @@ class SchedulerConnection:
                 for parts in received:
                     try:
                         self._handle(parts)
-                    except MalformedMessage as exc:
-                        logger.warning("client dropped a malformed message from the scheduler: %s", exc)
+                    except Exception as exc:  # one bad message must not take the connection down
+                        logger.warning("client dropped a malformed message from the scheduler: %r", exc)
                 if not self._running:
                     break
         except Exception as exc:  # the thread must never die silently: fail every future instead
@@ -232,8 +232,3 @@ class SchedulerConnection:
         self.lost_error = error
         self.shutdown_replied.set()
         self._on_lost(error)
-
-
-def resolve_results(fields: list[Any], frames: list[Any]) -> list[tuple[int, int, Payload | None, Any]]:
-    """Parse TASK_RESULTS items into (task id, status, payload, profile)."""
-    return [(item[0], item[1], None if item[2] is None else resolve(item[2], frames), item[3]) for item in fields]

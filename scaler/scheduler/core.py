@@ -17,7 +17,7 @@ from scaler.protocol.ids import is_result_object_id
 from scaler.protocol.messages import MessageType
 from scaler.scheduler.client_manager import ClientManager, ClientRecord
 from scaler.scheduler.config import SchedulerConfig
-from scaler.scheduler.invariants import check_scheduler
+from scaler.scheduler.invariants import check_scheduler, record_breaches
 from scaler.scheduler.object_manager import ObjectManager
 from scaler.scheduler.outbox import Outbox, SendFunction
 from scaler.scheduler.task_manager import TaskManager
@@ -132,6 +132,7 @@ class SchedulerCore:
         except Exception as exc:  # a check that trips over corrupt state is a breach too
             breaches = [f"the check itself failed: {exc!r}"]
         if breaches:
+            record_breaches(breaches)
             self.counters["invariant_breaches"] += len(breaches)
             if self.counters["invariant_breaches"] <= _BREACH_LOG_LIMIT:
                 for breach in breaches:

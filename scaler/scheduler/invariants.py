@@ -11,11 +11,21 @@ import os
 from typing import Protocol
 
 ENVIRONMENT_SWITCH = "SCALER_CHECK_INVARIANTS"
+# Where breaches are also appended, one per line, when set: lets a test harness fail on any breach.
+BREACHES_FILE_VARIABLE = "SCALER_INVARIANT_BREACHES_FILE"
 
 
 def enabled_by_environment() -> bool:
     """Whether SCALER_CHECK_INVARIANTS asks for the checks."""
     return os.environ.get(ENVIRONMENT_SWITCH, "") not in ("", "0")
+
+
+def record_breaches(breaches: list[str]) -> None:
+    """Append ``breaches`` to the file SCALER_INVARIANT_BREACHES_FILE names, if it names one."""
+    path = os.environ.get(BREACHES_FILE_VARIABLE)
+    if path and breaches:
+        with open(path, "a", encoding="utf-8") as file:
+            file.writelines(f"pid {os.getpid()}: {breach}\n" for breach in breaches)
 
 
 class _SelfChecking(Protocol):

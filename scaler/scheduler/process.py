@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import zmq
 
+from scaler import defaults
 from scaler.io.event_loop import run_on_loop
 from scaler.scheduler.config import SchedulerConfig
 from scaler.scheduler.scheduler import Scheduler
@@ -24,11 +25,11 @@ async def serve(
     ``on_listening`` is called once the scheduler's sockets are bound.
     """
     scheduler = Scheduler(config, context)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):  # before anyone hears it listens: a stop request is never lost
+        loop.add_signal_handler(signum, scheduler.stop)
     if on_listening is not None:
         on_listening()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, scheduler.stop)
     try:
         await scheduler.run()
     finally:
@@ -38,6 +39,12 @@ async def serve(
 
 def run_scheduler(config: SchedulerConfig, on_listening: Callable[[], None] | None = None) -> None:
     """Run a scheduler in this process until it stops."""
+    if config.object_retention_seconds != defaults.SCHEDULER_OBJECT_RETENTION_SECONDS:
+        logger.warning(
+            "object_retention_seconds=%g has no effect: an object lives until its client deletes it, clears "
+            "or leaves, and is then deleted at once (the option is accepted for compatibility with Scaler 1.x)",
+            config.object_retention_seconds,
+        )
     context = zmq.Context(io_threads=config.io_threads)
     try:
         run_on_loop(serve(config, context, on_listening), config.event_loop)

@@ -348,7 +348,7 @@ class TaskManager:
             self._workers.assign(worker, task.task_id)
         elif target is TaskState.ENDED:
             assert ending is not None
-            self._end(task, ending)
+            self._end(task, ending, registered=source is not TaskState.NEW)
         elif target is TaskState.WITHDRAWING:
             assert task.worker is not None
             self._outbox.add_id(task.worker, MessageType.TASK_WITHDRAW, task.task_id)
@@ -357,8 +357,11 @@ class TaskManager:
             self._outbox.add_id(task.worker, MessageType.TASK_CANCEL, task.task_id)
         # WAITING, and ASSIGNED kept after a withdrawal, need nothing more.
 
-    def _end(self, task: TaskRecord, ending: Ending) -> None:
-        """The one way out: deliver or keep the result, release dependencies, settle dependents, drop the record."""
+    def _end(self, task: TaskRecord, ending: Ending, registered: bool) -> None:
+        """The one way out: deliver or keep the result, release dependencies, settle dependents, drop the record.
+
+        A task rejected before it was placed (not ``registered``) holds no claim on its dependencies' results.
+        """
         del self._tasks[task.task_id]
         owned = self._by_client[task.client]
         del owned[task.task_id]
@@ -370,8 +373,9 @@ class TaskManager:
         client = self._clients.get(task.client)
         if client is not None and task.flags & _RESULT_TO_CLIENT:
             self._outbox.add_result(client.identity, task.task_id, status, ending.payload, ending.profile)
-        for dependency_id in task.dependencies:
-            self._release_result(task.client, dependency_id)
+        if registered:
+            for dependency_id in task.dependencies:
+                self._release_result(task.client, dependency_id)
         if not task.dependents:
             return
         if status == TaskStatus.SUCCESS:
