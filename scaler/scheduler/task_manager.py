@@ -13,12 +13,12 @@ from typing import Any
 
 from scaler.protocol.checks import as_bytes, as_int, as_list, require
 from scaler.protocol.codec import FrameWriter, MalformedMessage, Payload, encode, resolve
-from scaler.protocol.ids import client_number_of_task, is_result_object_id, result_object_id
+from scaler.protocol.ids import client_number_of_task, result_object_id
 from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag, TaskStatus, WorkerTaskField
 from scaler.scheduler.client_manager import ClientManager, ClientRecord
 from scaler.scheduler.object_manager import ObjectManager
 from scaler.scheduler.outbox import Outbox, SendFunction
-from scaler.scheduler.task_states import ON_WORKER, TaskEvent, TaskState, next_state
+from scaler.scheduler.task_states import ON_WORKER, TRANSITIONS, TaskEvent, TaskState, next_state
 from scaler.scheduler.worker_manager import WorkerManager, WorkerRecord
 
 logger = logging.getLogger(__name__)
@@ -29,6 +29,41 @@ _RESULT_TO_CLIENT = int(TaskFlag.RESULT_TO_CLIENT)
 _INLINE = int(ArgumentKind.INLINE)
 _OBJECT = int(ArgumentKind.OBJECT)
 _TASK = int(ArgumentKind.TASK)
+_TASK_ID_LIMIT = 1 << 63
+
+# The bookkeeping of each move, derived once from the table: what leaving the source place and entering
+# the target place takes. _fire reads it per move, so the busiest path pays one dict lookup.
+_LEAVE_NOTHING, _LEAVE_QUEUE, _LEAVE_WORKER = 0, 1, 2
+_ENTER_NOTHING, _END, _TAKE_WORKER, _QUEUE_BACK, _QUEUE_FRONT, _SEND_WITHDRAW, _SEND_CANCEL = range(7)
+
+
+def _bookkeeping(source: TaskState, target: TaskState) -> tuple[int, int]:
+    if source is target:
+        return _LEAVE_NOTHING, _ENTER_NOTHING
+    if source is TaskState.QUEUED:
+        leave = _LEAVE_QUEUE
+    elif source in ON_WORKER and target not in ON_WORKER:
+        leave = _LEAVE_WORKER
+    else:
+        leave = _LEAVE_NOTHING
+    if target is TaskState.ENDED:
+        enter = _END
+    elif target is TaskState.QUEUED:
+        enter = _QUEUE_FRONT if source in ON_WORKER else _QUEUE_BACK
+    elif target in ON_WORKER and source not in ON_WORKER:
+        enter = _TAKE_WORKER
+    elif target is TaskState.WITHDRAWING:
+        enter = _SEND_WITHDRAW
+    elif target is TaskState.CANCELLING:
+        enter = _SEND_CANCEL
+    else:
+        enter = _ENTER_NOTHING  # WAITING, or ASSIGNED again when the worker kept a task it was asked back
+    return leave, enter
+
+
+_MOVES: dict[tuple[TaskState, TaskEvent], tuple[TaskState, int, int]] = {
+    key: (target, *_bookkeeping(key[0], target)) for key, target in TRANSITIONS.items()
+}
 
 
 @dataclasses.dataclass(slots=True)
@@ -43,6 +78,7 @@ class TaskRecord:
     object_ids: tuple[bytes, ...]  # objects its worker must hold
     has_frames: bool  # some argument is a large frame that must be re-referenced per message
     dependencies: tuple[int, ...]  # tasks whose results it takes as arguments
+    missing: bytes | None  # an object or function it needs that did not exist when it arrived
     state: TaskState = TaskState.NEW
     worker: bytes | None = None
     failures: int = 0
@@ -79,12 +115,11 @@ class TaskQueue:
             bucket.append(task)
         self.live += 1
 
-    def left(self) -> None:
-        """A queued task left the QUEUED state (assigned, rejected or ended)."""
-        self.live -= 1
-
     def pop_many(self, count: int) -> list[TaskRecord]:
-        """Up to ``count`` tasks still QUEUED, highest priority first; each must then leave the QUEUED state."""
+        """Up to ``count`` tasks still QUEUED, highest priority first; each must then leave the QUEUED state.
+
+        ``live`` is lowered when a task leaves the QUEUED state, not here.
+        """
         taken: list[TaskRecord] = []
         queued = TaskState.QUEUED
         for priority in list(self._priorities):
@@ -308,54 +343,38 @@ class TaskManager:
     def _fire(
         self, task: TaskRecord, event: TaskEvent, ending: Ending | None = None, worker: bytes | None = None
     ) -> None:
-        """Move ``task`` as the table says for ``event``.
+        """Move ``task`` as the table says for ``event``, with the bookkeeping of leaving and entering each place.
 
         ``ending`` says how it ends if the move ends it; ``worker`` names the worker that takes it on ASSIGN.
         """
         source = task.state
-        target = next_state(source, event)
-        if target is source:
+        row = _MOVES.get((source, event))
+        if row is None:
+            next_state(source, event)  # raises InvalidTransition
             return
-        self._leave(task, source, target)
-        task.state = target
-        self._enter(task, source, target, event, ending, worker)
-
-    def _leave(self, task: TaskRecord, source: TaskState, target: TaskState) -> None:
-        if source is TaskState.QUEUED:
-            self._queue.left()
-        elif source in ON_WORKER and target not in ON_WORKER:
-            assert task.worker is not None
-            self._workers.release(task.worker, task.task_id)
+        target, leave, enter = row
+        if leave == _LEAVE_QUEUE:
+            self._queue.live -= 1
+        elif leave == _LEAVE_WORKER:
+            self._workers.release(task.worker, task.task_id)  # type: ignore[arg-type]
             task.worker = None
-
-    def _enter(
-        self,
-        task: TaskRecord,
-        source: TaskState,
-        target: TaskState,
-        event: TaskEvent,
-        ending: Ending | None,
-        worker: bytes | None,
-    ) -> None:
-        if target is TaskState.QUEUED:
-            front = source in ON_WORKER
-            self._queue.push(task, front=front)  # a task that left a worker goes first: it is the oldest
-            if front:
-                self.counters["balanced" if event is TaskEvent.RETURNED else "requeued"] += 1
-        elif target in ON_WORKER and source not in ON_WORKER:
+        task.state = target
+        if enter == _END:
+            assert ending is not None
+            self._end(task, ending, registered=source is not TaskState.NEW)
+        elif enter == _TAKE_WORKER:
             assert worker is not None
             task.worker = worker
             self._workers.assign(worker, task.task_id)
-        elif target is TaskState.ENDED:
-            assert ending is not None
-            self._end(task, ending, registered=source is not TaskState.NEW)
-        elif target is TaskState.WITHDRAWING:
-            assert task.worker is not None
-            self._outbox.add_id(task.worker, MessageType.TASK_WITHDRAW, task.task_id)
-        elif target is TaskState.CANCELLING:
-            assert task.worker is not None
-            self._outbox.add_id(task.worker, MessageType.TASK_CANCEL, task.task_id)
-        # WAITING, and ASSIGNED kept after a withdrawal, need nothing more.
+        elif enter == _QUEUE_BACK:
+            self._queue.push(task)
+        elif enter == _QUEUE_FRONT:  # a task that left a worker goes first: it is the oldest
+            self._queue.push(task, front=True)
+            self.counters["balanced" if event is TaskEvent.RETURNED else "requeued"] += 1
+        elif enter == _SEND_WITHDRAW:
+            self._outbox.add_id(task.worker, MessageType.TASK_WITHDRAW, task.task_id)  # type: ignore[arg-type]
+        elif enter == _SEND_CANCEL:
+            self._outbox.add_id(task.worker, MessageType.TASK_CANCEL, task.task_id)  # type: ignore[arg-type]
 
     def _end(self, task: TaskRecord, ending: Ending, registered: bool) -> None:
         """The one way out: deliver or keep the result, release dependencies, settle dependents, drop the record.
@@ -413,6 +432,8 @@ class TaskManager:
         object_ids = [function_id]
         if client.serializer_id is not None:
             object_ids.append(client.serializer_id)
+        known = self._objects
+        missing = next((object_id for object_id in object_ids if object_id not in known), None)
         dependencies: list[int] = []
         has_frames = False
         for arg in args:
@@ -426,6 +447,8 @@ class TaskManager:
                 object_id = as_bytes(arg[1], "object id")
                 object_ids.append(object_id)
                 wire_args.append([ArgumentKind.OBJECT, object_id])
+                if missing is None and object_id not in known:
+                    missing = object_id
             elif kind == _TASK:
                 dependency = as_task_id(arg[1], "dependency id")
                 require(client_number_of_task(dependency) == client.number, "dependency of another client")
@@ -446,14 +469,14 @@ class TaskManager:
             tuple(dict.fromkeys(object_ids)),
             has_frames,
             tuple(dict.fromkeys(dependencies)),
+            missing,
         )
 
     def _place(self, task: TaskRecord) -> None:
         """A new task: rejected if it needs what does not exist, else waiting on its dependencies or queued."""
-        for object_id in task.object_ids:
-            if not is_result_object_id(object_id) and object_id not in self._objects:
-                self._fire(task, TaskEvent.REJECT, _object_missing(task, object_id))
-                return
+        if task.missing is not None:
+            self._fire(task, TaskEvent.REJECT, _object_missing(task, task.missing))
+            return
         live: list[TaskRecord] = []
         for dependency_id in task.dependencies:
             dependency = self._tasks.get(dependency_id)
@@ -578,9 +601,9 @@ class TaskManager:
 
 def as_task_id(value: Any, what: str) -> int:
     """Return ``value`` if it is a valid task id (a non-negative int of at most 63 bits)."""
-    task_id = as_int(value, what)
-    require(0 <= task_id < 1 << 63, f"{what} out of range")
-    return task_id
+    if type(value) is not int or not 0 <= value < _TASK_ID_LIMIT:
+        raise MalformedMessage(f"{what} must be an integer from 0 to 2**63 - 1")
+    return value
 
 
 def parse_worker_result(item: Any, frames: list[Any]) -> tuple[int, Ending]:
