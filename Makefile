@@ -28,8 +28,10 @@ test: install lint
 test-soak: install
 	SCALER_SOAK=1 $(BIN)/python -m pytest -q
 
+## make lint: ruff on everything, mypy on the package (settings in pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy scaler
 
 ## make bench: compare scaler with Dask distributed and the process pools (see docs/performance.md).
 bench: install

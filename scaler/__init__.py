@@ -4,15 +4,23 @@ from scaler import Client, SchedulerClusterCombo
 
 with SchedulerClusterCombo(n_workers=4) as cluster, Client(cluster.get_address()) as client:
     print(client.map(pow, [(2, 10), (3, 3)]))
+
+``Scheduler`` and ``Cluster`` start a scheduler and a pool of workers as separate processes, with
+the settings of ``scaler_scheduler`` and ``scaler_worker``.
 """
 
 from scaler.client.client import Client
 from scaler.client.future import ProfilingInfo, ScalerFuture
 from scaler.client.object_reference import ObjectReference
+from scaler.cluster.cluster import Cluster
 from scaler.cluster.combo import SchedulerClusterCombo
+from scaler.cluster.scheduler import Scheduler
 from scaler.errors import (
     ClientClosedError,
+    GraphCycleError,
     GraphError,
+    GraphKeyError,
+    MissingObjects,
     MissingProfilingInfoError,
     ProcessorDiedError,
     ScalerError,
@@ -28,14 +36,19 @@ from scaler.version import __version__
 __all__ = [
     "Client",
     "ClientClosedError",
+    "Cluster",
     "DefaultSerializer",
+    "GraphCycleError",
     "GraphError",
+    "GraphKeyError",
+    "MissingObjects",
     "MissingProfilingInfoError",
     "ObjectReference",
     "ProcessorDiedError",
     "ProfilingInfo",
     "ScalerError",
     "ScalerFuture",
+    "Scheduler",
     "SchedulerClusterCombo",
     "SchedulerLostError",
     "SerializationError",

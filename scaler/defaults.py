@@ -11,7 +11,8 @@ CLIENT_HEARTBEAT_INTERVAL_SECONDS = 2
 SCHEDULER_CLIENT_TIMEOUT_SECONDS = 60
 # Seconds of silence after which the scheduler declares a worker dead and re-queues its tasks.
 SCHEDULER_WORKER_TIMEOUT_SECONDS = 60
-# Seconds an object stays in the scheduler with no owner before it is dropped.
+# Accepted for compatibility with Scaler 1.x and without effect: an object lives until its client deletes it,
+# clears or leaves, and is deleted at once then (a scheduler given another value logs a warning).
 SCHEDULER_OBJECT_RETENTION_SECONDS = 3600
 # Seconds between two load-balancing passes of the scheduler.
 SCHEDULER_LOAD_BALANCE_SECONDS = 1.0
@@ -43,7 +44,8 @@ WORKER_GARBAGE_COLLECT_INTERVAL_SECONDS = 30
 WORKER_TRIM_MEMORY_THRESHOLD_BYTES = 1024 * 1024 * 1024
 # Number of ZeroMQ I/O threads of a worker agent.
 WORKER_IO_THREADS = 1
-# Whether a processor waiting for nested tasks is stopped with SIGSTOP rather than left idle.
+# Accepted for compatibility with Scaler 1.x and without effect: a processor waiting on nested tasks is already
+# idle, and a SIGSTOP would silence its client (a worker pool given True logs a warning).
 WORKER_HARD_PROCESSOR_SUSPEND = False
 # Target milliseconds of work handed to a processor at once: short tasks go in large batches.
 WORKER_PROCESSOR_PREFETCH_MILLISECONDS = 5.0
@@ -52,8 +54,8 @@ WORKER_PROCESSOR_PREFETCH_MAX = 512
 # Seconds a processor keeps finished results before sending them on (bounded by each batch's end).
 WORKER_RESULT_FLUSH_SECONDS = 0.002
 
-# --- local cluster (SchedulerClusterCombo) -------------------------------------------------------
-# Seconds the combo waits for its scheduler to listen before it gives up with an error.
+# --- local cluster (SchedulerClusterCombo, Scheduler) ---------------------------------------------
+# Seconds the combo (or Scheduler.start) waits for its scheduler to listen before it gives up with an error.
 COMBO_START_TIMEOUT_SECONDS = 30.0
 
 # --- transport ----------------------------------------------------------------------------------

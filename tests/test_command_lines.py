@@ -76,10 +76,11 @@ def test_worker_accepts_every_option_of_the_original_command_line() -> None:
     )
     text = result.stdout.decode()
     for option in [
-        "--num-of-workers", "--worker-names", "--heartbeat-interval", "--task-timeout-seconds",
-        "--death-timeout-seconds", "-ds", "--garbage-collect-interval-seconds", "--trim-memory-threshold-bytes",
-        "--event-loop", "-el", "--io-threads", "-it", "--hard-processor-suspend", "--logging-paths",
-        "--logging-level", "--logging-config-file",
+        "--num-of-workers", "-n", "--worker-names", "-wn", "--heartbeat-interval", "-hi", "--task-timeout-seconds",
+        "-tts", "--death-timeout-seconds", "-ds", "--garbage-collect-interval-seconds", "-gc",
+        "--trim-memory-threshold-bytes", "-tm", "--event-loop", "-el", "--io-threads", "-it",
+        "--hard-processor-suspend", "-hps", "--log-hub-address", "-la", "--logging-paths", "-lp", "--logging-level",
+        "-ll", "--logging-config-file", "-lc",
     ]:
         assert option in text, option
 
@@ -91,12 +92,52 @@ def test_scheduler_accepts_every_option_of_the_original_command_line() -> None:
     )
     text = result.stdout.decode()
     for option in [
-        "--client-timeout-seconds", "--worker-timeout-seconds", "--object-retention-seconds",
-        "--load-balance-seconds", "--load-balance-trigger-times", "--per-worker-queue-size",
-        "--max-number-of-tasks-waiting", "--io-threads", "--event-loop", "-e", "--protected", "--unprotected",
-        "--monitor-address", "--logging-paths", "--logging-level", "--logging-config-file",
+        "--client-timeout-seconds", "-ct", "--worker-timeout-seconds", "-wt", "--object-retention-seconds", "-ot",
+        "--load-balance-seconds", "-ls", "--load-balance-trigger-times", "-lbt", "--per-worker-queue-size", "-qs",
+        "--max-number-of-tasks-waiting", "-mt", "--io-threads", "--event-loop", "-e", "--protected", "-p",
+        "--unprotected", "--monitor-address", "-ma", "--logging-paths", "-lp", "--logging-level", "-ll",
+        "--logging-config-file", "-lc",
     ]:
         assert option in text, option
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [("scaler_scheduler", "--object-retention-seconds"), ("scaler_worker", "--hard-processor-suspend")],
+)
+def test_help_says_which_accepted_options_have_no_effect(command: str, option: str) -> None:
+    lines = subprocess.run([str(BIN / command), "--help"], capture_output=True, timeout=60).stdout.decode().splitlines()
+    start = next(index for index, line in enumerate(lines) if option in line)
+    end = next(index for index in range(start + 1, len(lines)) if lines[index].lstrip().startswith("-"))
+    assert "no effect" in " ".join(" ".join(lines[start:end]).split())
+
+
+@pytest.mark.timeout(120)
+def test_options_without_effect_are_accepted_with_a_warning_and_the_commands_serve() -> None:
+    address = local_address()
+    scheduler = _start(
+        str(BIN / "scaler_scheduler"), address, "-ot", "5", "--logging-paths", "/dev/stderr", "-ll", "WARNING"
+    )
+    workers = _start(
+        str(BIN / "scaler_worker"), "-n", "1", address, "--hard-processor-suspend", "-la", "tcp://127.0.0.1:1",
+        "-lp", "/dev/stderr", "-ll", "WARNING",
+    )
+    try:
+        with Client(address, timeout_seconds=30) as client:
+            assert client.submit(tasks.add, 1, 2).result(timeout=30) == 3
+        workers.send_signal(signal.SIGTERM)
+        scheduler.send_signal(signal.SIGTERM)
+        assert workers.wait(timeout=30) == 0 and scheduler.wait(timeout=30) == 0
+        assert scheduler.stderr is not None and workers.stderr is not None
+        assert b"object_retention_seconds=5 has no effect" in scheduler.stderr.read()
+        worker_log = workers.stderr.read()
+        assert b"hard_processor_suspend has no effect" in worker_log
+        assert b"--log-hub-address is ignored" in worker_log
+    finally:
+        for process in (workers, scheduler):
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
 
 
 def test_scaler_top_prints_the_status_of_a_running_scheduler() -> None:
@@ -105,7 +146,7 @@ def test_scaler_top_prints_the_status_of_a_running_scheduler() -> None:
     scheduler = _start(str(BIN / "scaler_scheduler"), address, "--monitor-address", monitor)
     try:
         result = subprocess.run(
-            [str(BIN / "scaler_top"), monitor, "--once", "--timeout-seconds", "20"], capture_output=True, timeout=60
+            [str(BIN / "scaler_top"), monitor, "--once", "-t", "20"], capture_output=True, timeout=60
         )
         assert result.returncode == 0, result.stderr
         assert b"scheduler pid" in result.stdout

@@ -28,12 +28,14 @@ def logging_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """--logging-paths, --logging-level and --logging-config-file."""
     function = click.option(
         "--logging-config-file",
+        "-lc",
         default=None,
         type=click.Path(exists=True, dir_okay=False),
         help="a logging configuration file (logging.config.fileConfig format); overrides the two options above",
     )(function)
     function = click.option(
         "--logging-level",
+        "-ll",
         default=defaults.LOGGING_LEVEL,
         show_default=True,
         type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
@@ -41,6 +43,7 @@ def logging_options(function: Callable[..., Any]) -> Callable[..., Any]:
     )(function)
     function = click.option(
         "--logging-paths",
+        "-lp",
         multiple=True,
         default=defaults.LOGGING_PATHS,
         show_default=True,

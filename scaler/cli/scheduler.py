@@ -35,9 +35,11 @@ logger = logging.getLogger("scaler.cli.scheduler")
 @click.option(
     "--object-retention-seconds",
     "-ors",
+    "-ot",
     type=float,
     default=defaults.SCHEDULER_OBJECT_RETENTION_SECONDS,
-    help="seconds an object with no owner is kept",
+    help="accepted for compatibility with Scaler 1.x, no effect: an object lives until its client deletes it, "
+    "clears or leaves, and is deleted at once then (a warning is logged if this is set)",
 )
 @click.option(
     "--load-balance-seconds",
@@ -124,10 +126,6 @@ def main(
         event_loop=event_loop,
     )
     logger.info("scheduler options: %s", config)
-    if object_retention_seconds != defaults.SCHEDULER_OBJECT_RETENTION_SECONDS:
-        logger.warning(
-            "--object-retention-seconds is accepted but not yet active: objects live as long as their client"
-        )
     run_scheduler(config)
     sys.exit(0)
 

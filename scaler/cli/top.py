@@ -44,6 +44,8 @@ def render(status: dict[str, Any]) -> str:
 @click.option("--once", is_flag=True, help="print one status and exit")
 @click.option(
     "--timeout-seconds",
+    "--timeout",
+    "-t",
     type=float,
     default=10.0,
     show_default=True,

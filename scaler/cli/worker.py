@@ -37,6 +37,7 @@ logger = logging.getLogger("scaler.cli.worker")
 @click.option(
     "--task-timeout-seconds",
     "-tt",
+    "-tts",
     type=float,
     default=defaults.WORKER_TASK_TIMEOUT_SECONDS,
     help="seconds a task may run before it is stopped with TimeoutError (0: no limit)",
@@ -76,7 +77,15 @@ logger = logging.getLogger("scaler.cli.worker")
     "-hps",
     is_flag=True,
     default=defaults.WORKER_HARD_PROCESSOR_SUSPEND,
-    help="stop a processor waiting on nested tasks with SIGSTOP",
+    help="accepted for compatibility with Scaler 1.x, no effect: a processor waiting on nested tasks is already "
+    "idle and lends its core to another processor; stopped with SIGSTOP, its client could neither heartbeat nor "
+    "receive the results it waits for (a warning is logged if this is set)",
+)
+@click.option(
+    "--log-hub-address",
+    "-la",
+    default=None,
+    help="accepted for compatibility with Scaler 1.x and ignored: workers log where --logging-paths says",
 )
 @logging_options
 def main(
@@ -92,6 +101,7 @@ def main(
     event_loop: str,
     io_threads: int,
     hard_processor_suspend: bool,
+    log_hub_address: str | None,
     logging_paths: tuple[str, ...],
     logging_level: str,
     logging_config_file: str | None,
@@ -101,8 +111,8 @@ def main(
     names = [n.strip() for n in worker_names.split(",") if n.strip()]
     if names and len(names) != num_of_workers:
         raise click.BadParameter(f"{len(names)} names for {num_of_workers} workers", param_hint="--worker-names")
-    if hard_processor_suspend:
-        logger.warning("--hard-processor-suspend is accepted but not yet active: waiting processors stay idle")
+    if log_hub_address is not None:
+        logger.warning("--log-hub-address is ignored: workers log where --logging-paths says")
     config = WorkerConfig(
         scheduler_address=address,
         per_worker_queue_size=per_worker_queue_size,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
+import inspect
 import itertools
 import logging
+import math
 import os
 import socket
 import threading
@@ -14,13 +17,19 @@ from typing import Any
 import cloudpickle
 
 from scaler import defaults
-from scaler.client.connection import SchedulerConnection, resolve_results
+from scaler.client.connection import SchedulerConnection
 from scaler.client.future import ScalerFuture
 from scaler.client.graph import build_container, cull_and_order, dependencies_of, is_task
 from scaler.client.object_reference import ObjectReference
-from scaler.errors import ClientClosedError, SchedulerLostError, SerializationError, ShutdownRefusedError
+from scaler.errors import (
+    ClientClosedError,
+    SchedulerLostError,
+    SerializationError,
+    ShutdownRefusedError,
+    TaskFailedError,
+)
 from scaler.io.address import validate_address
-from scaler.protocol.codec import FrameWriter, encode
+from scaler.protocol.codec import FrameWriter, encode, resolve
 from scaler.protocol.ids import content_object_id, random_object_id, task_id_base
 from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag
 from scaler.serializer import DefaultSerializer, Serializer
@@ -32,23 +41,29 @@ logger = logging.getLogger(__name__)
 class Client:
     """A connection to a scheduler through which tasks are submitted.
 
-    ``Client(address)`` connects at once and fails with SchedulerLostError if no scheduler answers
-    within ``timeout_seconds``. Inside a task, ``Client()`` with no address connects to the
-    scheduler that runs the task. A Client can be passed to a task as an argument.
+    ``Client(address)`` connects at once and fails with SchedulerLostError (a TimeoutError) if no
+    scheduler answers within ``timeout_seconds``. Inside a task, ``Client()`` with no address connects
+    to the scheduler that runs the task. A Client can be passed to a task as an argument.
+
+    The parameters come in the order of Scaler 1.x: ``Client(address, profiling, timeout_seconds,
+    heartbeat_interval_seconds, serializer)``.
     """
 
     def __init__(
         self,
         address: str | None = None,
+        profiling: bool = False,
         timeout_seconds: float = defaults.CLIENT_TIMEOUT_SECONDS,
         heartbeat_interval_seconds: float = defaults.CLIENT_HEARTBEAT_INTERVAL_SECONDS,
         serializer: Serializer | None = None,
-        profiling: bool = False,
     ) -> None:
         if address is None:
             processor = current_processor()
             if processor is None:
-                raise ValueError("Client needs the scheduler's address, e.g. Client('tcp://127.0.0.1:2345')")
+                raise ValueError(
+                    "No scheduler address provided, and not running inside a worker context: Client needs the "
+                    "scheduler's address, e.g. Client('tcp://127.0.0.1:2345')"
+                )
             address = processor.scheduler_address
         self.address = validate_address(address)
         self.timeout_seconds = timeout_seconds
@@ -58,9 +73,11 @@ class Client:
         self._serializer: Serializer = serializer if serializer is not None else DefaultSerializer()
         self._futures: dict[int, ScalerFuture] = {}
         self._function_ids: dict[Any, bytes] = {}
+        self._call_shapes: dict[Any, _CallShape | None] = {}
         self._sent_objects: set[bytes] = set()
         self._lock = threading.Lock()
         self._closed = False
+        self._shutting_down = False
         serializer_id: bytes | None = None
         serializer_payload = b""
         if serializer is not None:
@@ -83,7 +100,7 @@ class Client:
             self._connection.close(timeout_seconds=1)
             self._closed = True
             raise SchedulerLostError(f"no scheduler answered at {self.address} within {timeout_seconds:g} s")
-        self.client_number, self._protected, self.scheduler_version = self._connection.accept_fields[:3]
+        self.client_number: int = self._connection.accept_fields[0]
         self._task_ids = itertools.count(task_id_base(self.client_number) + 1)
         if serializer_id is not None:
             self._put_object(serializer_id, serializer_payload)
@@ -108,14 +125,19 @@ class Client:
     # ------------------------------------------------------------------ submitting
 
     def submit(self, fn: Callable[..., Any], *args: Any, profiling: bool | None = None, **kwargs: Any) -> ScalerFuture:
-        """Run ``fn(*args, **kwargs)`` on a worker; returns its future at once."""
+        """Run ``fn(*args, **kwargs)`` on a worker; returns its future at once.
+
+        Arguments that do not fit ``fn``'s signature raise TypeError here, before anything is sent.
+        ``profiling`` is taken by submit itself (it turns profiling on or off for this task).
+        """
         return self._submit_batch(fn, [args], kwargs, profiling)[0]
 
     def map(self, fn: Callable[..., Any], iterable: Iterable[Any], profiling: bool | None = None) -> list[Any]:
         """Run ``fn(*args)`` for every argument tuple in ``iterable``; returns the results in order.
 
-        ``client.map(f, [(1,), (2,)])`` returns ``[f(1), f(2)]``. If a task fails, map cancels the
-        others and raises that task's exception.
+        ``client.map(f, [(1,), (2,)])`` returns ``[f(1), f(2)]``. A tuple that does not fit ``fn``'s
+        signature raises TypeError before any task is sent. If a task fails, map cancels the others
+        and raises that task's exception.
         """
         argument_tuples = []
         for position, arguments in enumerate(iterable):
@@ -139,7 +161,9 @@ class Client:
 
         A graph maps keys to literal values or to tasks ``(function, *arguments)`` whose arguments
         may be keys, or lists and tuples holding keys. Only what ``keys`` need runs; each task runs as
-        soon as its inputs are ready. A cycle or a key missing from the graph raises GraphError at once.
+        soon as its inputs are ready. Raised at once, before anything runs: GraphCycleError (a
+        graphlib.CycleError) for a cycle, GraphKeyError (a KeyError) for a key missing from the graph
+        or named twice in ``keys``, TypeError for a task whose arguments do not fit its function.
         """
         self._check_open()
         order = cull_and_order(graph, keys)
@@ -180,6 +204,7 @@ class Client:
             pending = list(self._futures.values())
             self._futures.clear()
             self._function_ids.clear()
+            self._call_shapes.clear()
             self._sent_objects.clear()
         self._connection.send_message(encode(MessageType.CLIENT_CLEAR))
         for future in pending:
@@ -200,17 +225,26 @@ class Client:
             future._mark_cancelled()
 
     def shutdown(self) -> None:
-        """Ask the scheduler to stop the whole cluster; refused with ShutdownRefusedError when protected."""
+        """Ask the scheduler to stop the whole cluster; this client's pending futures end cancelled, as in 1.x.
+
+        Refused with ShutdownRefusedError (a ValueError, as in Scaler 1.x) when the scheduler runs protected;
+        the client then goes on as before.
+        """
         self._check_open()
-        self._connection.shutdown_replied.clear()
-        self._connection.send_message(encode(MessageType.CLUSTER_SHUTDOWN))
-        if not self._connection.shutdown_replied.wait(self.timeout_seconds):
-            raise SchedulerLostError(f"the scheduler at {self.address} did not answer the shutdown request")
-        if self._connection.lost_error is not None and not self._connection.shutdown_reply:
-            raise self._connection.lost_error
-        accepted, reason = self._connection.shutdown_reply[:2]
-        if not accepted:
-            raise ShutdownRefusedError(reason)
+        self._shutting_down = True  # the scheduler drops this client as it stops: pending work is cancelled
+        try:
+            self._connection.shutdown_replied.clear()
+            self._connection.send_message(encode(MessageType.CLUSTER_SHUTDOWN))
+            if not self._connection.shutdown_replied.wait(self.timeout_seconds):
+                raise SchedulerLostError(f"the scheduler at {self.address} did not answer the shutdown request")
+            if self._connection.lost_error is not None and not self._connection.shutdown_reply:
+                raise self._connection.lost_error
+            accepted, reason = self._connection.shutdown_reply[:2]
+            if not accepted:
+                raise ShutdownRefusedError(reason)
+        except BaseException:
+            self._shutting_down = False
+            raise
         self.disconnect()
 
     # ------------------------------------------------------------------ internals
@@ -253,6 +287,28 @@ class Client:
                 pass
         return function_id
 
+    def _check_arguments(
+        self, fn: Callable[..., Any], argument_tuples: list[Any], kwargs: dict[str, Any]
+    ) -> None:
+        """Raise TypeError if one of the calls ``fn(*arguments, **kwargs)`` cannot bind to ``fn``'s signature."""
+        try:
+            shape = self._call_shapes[fn]
+        except KeyError:
+            shape = _CallShape.of(fn)
+            self._call_shapes[fn] = shape
+        except TypeError:  # an unhashable callable
+            shape = _CallShape.of(fn)
+        if shape is None:
+            return
+        if kwargs:
+            for arguments in argument_tuples:
+                shape.bind(fn, arguments, kwargs)
+            return
+        low, high = shape.min_positional, shape.max_positional
+        for arguments in argument_tuples:
+            if not low <= len(arguments) <= high:
+                shape.bind(fn, arguments, kwargs)
+
     def _encode_argument(self, value: Any, position: int) -> list[Any]:
         if isinstance(value, ObjectReference):
             return [ArgumentKind.OBJECT, value.object_id]
@@ -266,11 +322,11 @@ class Client:
         profiling: bool | None,
     ) -> list[ScalerFuture]:
         self._check_open()
+        self._check_arguments(fn, argument_tuples, kwargs)
         function_id = self._function_id(fn)
-        flags = TaskFlag.RESULT_TO_CLIENT
+        flags = int(TaskFlag.RESULT_TO_CLIENT)
         if self.profiling if profiling is None else profiling:
-            flags |= TaskFlag.PROFILING
-        flags = int(flags)
+            flags |= int(TaskFlag.PROFILING)
         keywords = list(kwargs)
         keyword_values = list(kwargs.values())
         priority = self._base_priority
@@ -300,30 +356,82 @@ class Client:
         return futures
 
     def _cancel_tasks(self, task_ids: list[int]) -> None:
+        """Cancel these tasks in the scheduler; their pending futures (a graph's other nodes too) end cancelled."""
         with self._lock:
-            for task_id in task_ids:
-                self._futures.pop(task_id, None)
+            popped = (self._futures.pop(task_id, None) for task_id in task_ids)
+            pending = [future for future in popped if future is not None]
         if not self._closed and self._connection.is_open:
             self._connection.send_message(encode(MessageType.TASK_CANCEL, task_ids))
+        for future in pending:  # no answer will reach them now: they are no longer listed
+            future._mark_cancelled()
 
     def _on_results(self, fields: list[Any], frames: list[Any]) -> None:
-        """Called on the I/O thread with each TASK_RESULTS message."""
+        """Called on the I/O thread with each TASK_RESULTS message; a malformed item spoils only itself."""
         futures = self._futures
-        for task_id, status, payload, profile in resolve_results(fields, frames):
-            future = futures.pop(task_id, None)
-            if future is not None:
-                future.deliver(status, payload, profile)
+        for item in fields:
+            try:
+                task_id, status, reference, profile = item
+                future = futures.pop(task_id, None)
+            except Exception:  # not a 4-item list, or an unhashable task id: no future can be named
+                logger.warning("client dropped a malformed result item from the scheduler: %.200r", item)
+                continue
+            if future is None:
+                continue
+            try:
+                payload = None if reference is None else resolve(reference, frames)
+            except Exception as exc:
+                future.fail(TaskFailedError(f"the scheduler sent a malformed result for task {task_id!r}: {exc}"))
+                continue
+            future.deliver(status, payload, profile)
 
     def _on_lost(self, error: BaseException) -> None:
-        """Called on the I/O thread when the scheduler is gone: every pending future fails."""
+        """Called on the I/O thread when the scheduler is gone: every pending future fails (or is cancelled,
+        when this client asked for the shutdown)."""
         with self._lock:
             pending = list(self._futures.values())
             self._futures.clear()
         for future in pending:
-            future.fail(error)
+            if self._shutting_down:
+                future._mark_cancelled()
+            else:
+                future.fail(error)
 
 
 _PLAIN_TYPES = frozenset({int, float, str, bytes, bool, type(None)})
+
+
+@dataclasses.dataclass(frozen=True)
+class _CallShape:
+    """What calls a function accepts, worked out once per function from its signature."""
+
+    signature: inspect.Signature
+    min_positional: int  # a purely positional call needs at least this many arguments...
+    max_positional: float  # ...and at most this many (inf with *args); -1 when it can never succeed
+
+    @staticmethod
+    def of(fn: Callable[..., Any]) -> _CallShape | None:
+        """The shape of ``fn``, or None when it has no signature to check against (some built-ins)."""
+        try:
+            # Not through __wrapped__: a decorator may take other arguments than the function it wraps.
+            signature = inspect.signature(fn, follow_wrapped=False)
+        except (TypeError, ValueError):
+            return None
+        positional_kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        parameters = list(signature.parameters.values())
+        positional = [p for p in parameters if p.kind in positional_kinds]
+        required = sum(1 for p in positional if p.default is inspect.Parameter.empty)
+        if any(p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is inspect.Parameter.empty for p in parameters):
+            return _CallShape(signature, 0, -1)
+        has_var_positional = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters)
+        return _CallShape(signature, required, math.inf if has_var_positional else len(positional))
+
+    def bind(self, fn: Callable[..., Any], arguments: Any, kwargs: dict[str, Any]) -> None:
+        """Raise TypeError, naming the function, unless ``fn(*arguments, **kwargs)`` fits the signature."""
+        try:
+            self.signature.bind(*arguments, **kwargs)
+        except TypeError as exc:
+            name = getattr(fn, "__qualname__", None) or repr(fn)
+            raise TypeError(f"{name}{self.signature}: {exc}") from None
 
 
 class _GraphBuilder:
@@ -362,6 +470,8 @@ class _GraphBuilder:
 
     def _add_task(self, function: Any, arguments: tuple[Any, ...], wanted: bool) -> int:
         client = self._client
+        if function is not build_container:
+            client._check_arguments(function, [arguments], {})
         function_id = client._function_id(function)
         encoded = [self._encode(argument, position) for position, argument in enumerate(arguments)]
         task_id = next(client._task_ids)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
 
+import zmq
+
 from scaler.errors import (
+    MissingObjects,
     MissingProfilingInfoError,
     ProcessorDiedError,
     SerializationError,
@@ -21,7 +25,14 @@ from scaler.serializer import Serializer
 from scaler.worker.errors_wire import load_exception
 from scaler.worker.task_context import waiting_on_nested_tasks
 
+logger = logging.getLogger(__name__)
+
 _NO_PAYLOAD = object()
+# concurrent.futures' own state names (Future keeps its state in these strings).
+_RUNNING = "RUNNING"
+_CANCELLED = "CANCELLED"
+_CANCELLED_AND_NOTIFIED = "CANCELLED_AND_NOTIFIED"
+_FINISHED = "FINISHED"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,10 +53,15 @@ class ProfilingInfo:
 
 
 class ScalerFuture(concurrent.futures.Future):
-    """The future of one task. Works with ``concurrent.futures.wait`` and ``as_completed``."""
+    """The future of one task. Works with ``concurrent.futures.wait`` and ``as_completed``.
+
+    It is ``running()`` from the moment its task is submitted until it is done, as in Scaler 1.x: the
+    client is not told when a worker starts the task, and it can still be cancelled meanwhile.
+    """
 
     def __init__(self, task_id: int, serializer: Serializer, cancel_remote: Callable[[list[int]], None]) -> None:
         super().__init__()
+        self._state = _RUNNING  # nobody else sees the future yet: no lock, no waiter to tell
         self.task_id = task_id
         self._serializer = serializer
         self._cancel_remote = cancel_remote
@@ -74,9 +90,9 @@ class ScalerFuture(concurrent.futures.Future):
     def cancel(self) -> bool:
         """Stop the task: a queued one is removed, a running one is stopped. False once it is done."""
         with self._condition:
-            if self._state == "FINISHED":
+            if self._state == _FINISHED:
                 return False
-            if self._state in ("CANCELLED", "CANCELLED_AND_NOTIFIED"):
+            if self._state in (_CANCELLED, _CANCELLED_AND_NOTIFIED):
                 return True
         self._cancel_remote(self.cancel_together or [self.task_id])
         return self._mark_cancelled()
@@ -91,19 +107,18 @@ class ScalerFuture(concurrent.futures.Future):
 
     # ------------------------------------------------------------------ used by the client's I/O thread
 
-    def deliver(self, status: int, payload: Payload | None, profile: list[Any] | None) -> None:
-        """Settle the future with what the scheduler sent; a second delivery is ignored."""
+    def deliver(self, status: int, payload: Payload | None, profile: Any) -> None:
+        """Settle the future with what the scheduler sent; a second delivery is ignored.
+
+        Never raises: a malformed profile only means no profiling info, and a result that makes no
+        sense settles the future with TaskFailedError, so the client's I/O thread goes on.
+        """
         if self.done():
             return
-        if profile is not None:
-            self._profiling = ProfilingInfo(
-                float(profile[ProfileField.DURATION_S]),
-                float(profile[ProfileField.CPU_TIME_S]),
-                int(profile[ProfileField.PEAK_MEMORY_BYTES]),
-            )
+        self._profiling = _profiling_info(profile)
         try:
             if status == TaskStatus.SUCCESS:
-                self._payload = payload
+                self._payload = _checked(payload)
                 self.set_result(None)
             elif status == TaskStatus.CANCELLED:
                 self._mark_cancelled()
@@ -111,6 +126,9 @@ class ScalerFuture(concurrent.futures.Future):
                 self.set_exception(_error_for(status, payload))
         except concurrent.futures.InvalidStateError:
             pass  # the user cancelled it at the same moment
+        except Exception as exc:
+            logger.warning("task %r: malformed result from the scheduler: %r", self.task_id, exc)
+            self.fail(TaskFailedError(f"the scheduler sent a malformed result for task {self.task_id!r}: {exc!r}"))
 
     def fail(self, error: BaseException) -> None:
         """Settle the future with ``error`` unless it is already done."""
@@ -121,9 +139,17 @@ class ScalerFuture(concurrent.futures.Future):
             pass
 
     def _mark_cancelled(self) -> bool:
-        if not super().cancel():
-            return self.cancelled()
-        self.set_running_or_notify_cancel()  # wakes concurrent.futures.wait and as_completed
+        """Cancel locally (also from RUNNING, which Future.cancel refuses); wakes wait, as_completed, callbacks."""
+        with self._condition:
+            if self._state == _FINISHED:
+                return False
+            if self._state in (_CANCELLED, _CANCELLED_AND_NOTIFIED):
+                return True
+            self._state = _CANCELLED_AND_NOTIFIED
+            for waiter in self._waiters:
+                waiter.add_cancelled(self)
+            self._condition.notify_all()
+        self._invoke_callbacks()  # type: ignore[attr-defined]
         return True
 
     def _decoded(self) -> Any:
@@ -139,14 +165,43 @@ class ScalerFuture(concurrent.futures.Future):
         return self._result
 
 
+def _profiling_info(profile: Any) -> ProfilingInfo | None:
+    """The profile a result carries, or None when there is none or it is not three numbers."""
+    if profile is None:
+        return None
+    try:
+        duration = profile[ProfileField.DURATION_S]
+        cpu_time = profile[ProfileField.CPU_TIME_S]
+        peak = profile[ProfileField.PEAK_MEMORY_BYTES]
+        if not all(type(value) in (int, float) for value in (duration, cpu_time, peak)):
+            return None
+        return ProfilingInfo(float(duration), float(cpu_time), int(peak))
+    except Exception:  # not indexable, too short, an infinite peak...
+        return None
+
+
+_ERRORS_WITH_TEXT: dict[int, type[BaseException]] = {
+    TaskStatus.WORKER_DIED: WorkerDiedError,
+    TaskStatus.PROCESSOR_DIED: ProcessorDiedError,
+    TaskStatus.TIMED_OUT: TimeoutError,
+    TaskStatus.OBJECT_MISSING: MissingObjects,
+}
+
+
+def _checked(payload: Any) -> Payload:
+    """``payload`` if it is one (bytes, a buffer or a ZeroMQ frame), else ValueError."""
+    if type(payload) in (bytes, memoryview) or isinstance(payload, zmq.Frame):
+        return payload
+    raise ValueError(f"a payload of type {type(payload).__name__}")
+
+
 def _error_for(status: int, payload: Payload | None) -> BaseException:
-    text = "" if payload is None else payload_bytes(payload).decode("utf-8", "replace")
     if status == TaskStatus.RAISED:
-        return load_exception(payload_bytes(payload)) if payload is not None else TaskFailedError("the task raised")
-    if status == TaskStatus.WORKER_DIED:
-        return WorkerDiedError(text)
-    if status == TaskStatus.PROCESSOR_DIED:
-        return ProcessorDiedError(text)
-    if status == TaskStatus.TIMED_OUT:
-        return TimeoutError(text)
-    return TaskFailedError(text or f"the task failed with status {status}")
+        if payload is None:
+            return TaskFailedError("the task raised")
+        return load_exception(payload_bytes(_checked(payload)))
+    text = "" if payload is None else payload_bytes(_checked(payload)).decode("utf-8", "replace")
+    error_class = _ERRORS_WITH_TEXT.get(status, TaskFailedError) if isinstance(status, int) else TaskFailedError
+    if error_class is TaskFailedError and not text:
+        text = f"the task failed with status {status!r}"
+    return error_class(text)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Hashable, Iterable
 from typing import Any
 
-from scaler.errors import GraphError
+from scaler.errors import GraphCycleError, GraphKeyError
 
 
 def is_task(value: Any) -> bool:
@@ -36,11 +37,18 @@ def dependencies_of(graph: dict[Hashable, Any], value: Any) -> list[Hashable]:
 
 
 def cull_and_order(graph: dict[Hashable, Any], keys: Iterable[Hashable]) -> list[Hashable]:
-    """The keys needed for ``keys``, dependencies first. Raises GraphError for missing keys and cycles."""
+    """The keys needed for ``keys``, dependencies first.
+
+    Raises GraphKeyError (a KeyError) for keys missing from the graph or named twice, and GraphCycleError
+    (a graphlib.CycleError) for a cycle.
+    """
     wanted = list(keys)
     missing = [key for key in wanted if not _is_key(graph, key)]
     if missing:
-        raise GraphError(f"keys not in the graph: {missing!r}")
+        raise GraphKeyError(f"keys not in the graph: {missing!r}")
+    if len(set(wanted)) != len(wanted):
+        repeated = [key for key, count in collections.Counter(wanted).items() if count > 1]
+        raise GraphKeyError(f"keys named more than once: {repeated!r}")
     order: list[Hashable] = []
     state: dict[Hashable, int] = {}  # 1: being visited, 2: done
     for root in wanted:
@@ -56,7 +64,7 @@ def cull_and_order(graph: dict[Hashable, Any], keys: Iterable[Hashable]) -> list
             if state.get(key) == 2:
                 continue
             if state.get(key) == 1:
-                raise GraphError(f"the graph has a cycle through key {key!r}")
+                raise GraphCycleError(f"the graph has a cycle through key {key!r}")
             state[key] = 1
             stack.append((key, True))
             value = graph[key]
@@ -65,7 +73,7 @@ def cull_and_order(graph: dict[Hashable, Any], keys: Iterable[Hashable]) -> list
             ]
             for child in children:
                 if state.get(child) == 1:
-                    raise GraphError(f"the graph has a cycle: {key!r} depends on {child!r}")
+                    raise GraphCycleError(f"the graph has a cycle: {key!r} depends on {child!r}")
                 if state.get(child) != 2:
                     stack.append((child, False))
     return order

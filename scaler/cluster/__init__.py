@@ -1,1 +1,1 @@
-"""A scheduler and its workers started together on one machine."""
+"""Starting scaler's processes from a program: Scheduler, Cluster (a pool of workers) and SchedulerClusterCombo."""

@@ -3,64 +3,68 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing.connection
-import signal
+from collections.abc import Sequence
 from typing import Any
 
 from scaler import defaults
-from scaler.io.address import local_address, validate_address
+from scaler.cluster.cluster import default_number_of_workers
+from scaler.cluster.scheduler import Scheduler
+from scaler.cluster.service import address_text, logging_settings, warn_ignored
+from scaler.io.address import local_address
 from scaler.scheduler.config import SchedulerConfig
-from scaler.scheduler.process import run_scheduler
-from scaler.utility.process_guard import die_with_parent, reset_inherited_signals
 from scaler.worker.config import WorkerConfig
 from scaler.worker.pool import WorkerPool
-from scaler.worker.processor_handle import process_context
 
 logger = logging.getLogger(__name__)
-
-
-def _scheduler_process_main(config: SchedulerConfig, listening: multiprocessing.connection.Connection) -> None:
-    reset_inherited_signals()
-    die_with_parent(signal.SIGTERM)
-    run_scheduler(config, lambda: listening.send(True))
 
 
 class SchedulerClusterCombo:
     """Starts a scheduler process and ``n_workers`` worker processes; ``shutdown()`` stops them all.
 
     With no address, the scheduler listens on a free port of 127.0.0.1; ``get_address()`` tells it.
+    The constructor raises RuntimeError at once if the scheduler cannot start (its port is taken).
+    ``n_workers`` comes first, as in Scaler 1.x, and may be 0 (a scheduler alone).
     """
 
     def __init__(
         self,
+        n_workers: int | None = None,
         address: str | None = None,
-        n_workers: int = max(1, multiprocessing.cpu_count() - 1),
-        worker_names: list[str] | None = None,
+        monitor_address: str | None = None,
+        worker_io_threads: int = defaults.WORKER_IO_THREADS,
+        scheduler_io_threads: int = defaults.SCHEDULER_IO_THREADS,
+        max_number_of_tasks_waiting: int = defaults.SCHEDULER_MAX_NUMBER_OF_TASKS_WAITING,
         heartbeat_interval_seconds: float = defaults.WORKER_HEARTBEAT_INTERVAL_SECONDS,
-        task_timeout_seconds: float = defaults.WORKER_TASK_TIMEOUT_SECONDS,
-        death_timeout_seconds: float = defaults.WORKER_DEATH_TIMEOUT_SECONDS,
-        garbage_collect_interval_seconds: float = defaults.WORKER_GARBAGE_COLLECT_INTERVAL_SECONDS,
-        trim_memory_threshold_bytes: int = defaults.WORKER_TRIM_MEMORY_THRESHOLD_BYTES,
-        hard_processor_suspend: bool = defaults.WORKER_HARD_PROCESSOR_SUSPEND,
         client_timeout_seconds: float = defaults.SCHEDULER_CLIENT_TIMEOUT_SECONDS,
         worker_timeout_seconds: float = defaults.SCHEDULER_WORKER_TIMEOUT_SECONDS,
         object_retention_seconds: float = defaults.SCHEDULER_OBJECT_RETENTION_SECONDS,
+        task_timeout_seconds: float = defaults.WORKER_TASK_TIMEOUT_SECONDS,
+        death_timeout_seconds: float = defaults.WORKER_DEATH_TIMEOUT_SECONDS,
         load_balance_seconds: float = defaults.SCHEDULER_LOAD_BALANCE_SECONDS,
         load_balance_trigger_times: int = defaults.SCHEDULER_LOAD_BALANCE_TRIGGER_TIMES,
+        garbage_collect_interval_seconds: float = defaults.WORKER_GARBAGE_COLLECT_INTERVAL_SECONDS,
+        trim_memory_threshold_bytes: int = defaults.WORKER_TRIM_MEMORY_THRESHOLD_BYTES,
         per_worker_queue_size: int = defaults.SCHEDULER_PER_WORKER_QUEUE_SIZE,
-        max_number_of_tasks_waiting: int = defaults.SCHEDULER_MAX_NUMBER_OF_TASKS_WAITING,
-        allowed_failures: int = defaults.SCHEDULER_ALLOWED_FAILURES,
+        hard_processor_suspend: bool = defaults.WORKER_HARD_PROCESSOR_SUSPEND,
         protected: bool = defaults.SCHEDULER_PROTECTED,
         event_loop: str = defaults.EVENT_LOOP,
-        monitor_address: str | None = None,
+        logging_paths: Sequence[str] | None = None,
+        logging_level: str | None = None,
+        logging_config_file: str | None = None,
+        *,
+        worker_names: Sequence[str] | None = None,
+        allowed_failures: int = defaults.SCHEDULER_ALLOWED_FAILURES,
         **ignored: Any,
     ) -> None:
-        if ignored:
-            logger.warning("SchedulerClusterCombo: options not used by this version: %s", sorted(ignored))
-        self._address = validate_address(address) if address is not None else local_address()
+        """With no logging option, the processes keep the logging they inherit from this one.
+        Options of other Scaler versions are logged and ignored."""
+        warn_ignored("SchedulerClusterCombo", ignored)
+        if n_workers is None:
+            n_workers = len(worker_names) if worker_names else default_number_of_workers()
+        self._address = address_text(address) if address is not None else local_address()
         scheduler_config = SchedulerConfig(
             address=self._address,
-            monitor_address=monitor_address,
+            monitor_address=address_text(monitor_address) if monitor_address is not None else None,
             client_timeout_seconds=client_timeout_seconds,
             worker_timeout_seconds=worker_timeout_seconds,
             object_retention_seconds=object_retention_seconds,
@@ -68,6 +72,7 @@ class SchedulerClusterCombo:
             load_balance_trigger_times=load_balance_trigger_times,
             per_worker_queue_size=per_worker_queue_size,
             max_number_of_tasks_waiting=max_number_of_tasks_waiting,
+            io_threads=scheduler_io_threads,
             protected=protected,
             allowed_failures=allowed_failures,
             event_loop=event_loop,
@@ -79,38 +84,26 @@ class SchedulerClusterCombo:
             death_timeout_seconds=death_timeout_seconds,
             garbage_collect_interval_seconds=garbage_collect_interval_seconds,
             trim_memory_threshold_bytes=trim_memory_threshold_bytes,
+            io_threads=worker_io_threads,
             hard_processor_suspend=hard_processor_suspend,
             event_loop=event_loop,
         )
-        listening, told_listening = multiprocessing.Pipe(duplex=False)
-        self._scheduler = process_context().Process(
-            target=_scheduler_process_main,
-            args=(scheduler_config, told_listening),
-            name="scaler-scheduler",
-            daemon=False,
+        self._stopped = True  # until everything has started: shutdown() then has nothing to do
+        self._scheduler = Scheduler(
+            config=scheduler_config,
+            logging_paths=logging_paths,
+            logging_level=logging_level,
+            logging_config_file=logging_config_file,
         )
+        worker_logging = logging_settings(logging_paths, logging_level, logging_config_file)
+        self._pool = WorkerPool(worker_config, n_workers, worker_names or (), worker_logging)
         self._scheduler.start()
-        told_listening.close()
-        self._wait_for_scheduler(listening, defaults.COMBO_START_TIMEOUT_SECONDS)
-        self._pool = WorkerPool(worker_config, n_workers, worker_names or ())
-        self._pool.start()
-        self._stopped = False
-
-    def _wait_for_scheduler(self, listening: multiprocessing.connection.Connection, timeout_seconds: float) -> None:
-        """Return once the scheduler's sockets are bound; raise if its process ended or took too long."""
         try:
-            if listening.poll(timeout_seconds) and listening.recv():
-                return
-        except EOFError:  # the process ended without telling
-            pass
-        finally:
-            listening.close()
-        self._scheduler.join(timeout=1)
-        if self._scheduler.exitcode is not None:
-            raise RuntimeError(f"the scheduler process ended at start (exit code {self._scheduler.exitcode})")
-        self._scheduler.kill()
-        self._scheduler.join(timeout=5)
-        raise RuntimeError(f"the scheduler did not listen on {self._address} within {timeout_seconds:g} s")
+            self._pool.start()
+        except BaseException:
+            self._scheduler.shutdown()
+            raise
+        self._stopped = False
 
     def get_address(self) -> str:
         """The address clients connect to."""
@@ -118,10 +111,12 @@ class SchedulerClusterCombo:
 
     @property
     def scheduler_pid(self) -> int | None:
+        """The process id of the scheduler."""
         return self._scheduler.pid
 
     @property
     def worker_pids(self) -> list[int]:
+        """The process ids of the worker agents (each runs its processors as child processes)."""
         return [p.pid for p in self._pool.processes if p.pid is not None]
 
     def shutdown(self) -> None:
@@ -130,12 +125,7 @@ class SchedulerClusterCombo:
             return
         self._stopped = True
         self._pool.stop()
-        if self._scheduler.exitcode is None:
-            self._scheduler.terminate()
-        multiprocessing.connection.wait([self._scheduler.sentinel], timeout=5)
-        if self._scheduler.exitcode is None:
-            self._scheduler.kill()
-        self._scheduler.join(timeout=2)
+        self._scheduler.shutdown(timeout_seconds=5)
 
     def __enter__(self) -> SchedulerClusterCombo:
         return self

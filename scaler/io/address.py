@@ -46,9 +46,3 @@ def default_monitor_address(address: str) -> str:
         host, _, port = address[len("tcp://") :].rpartition(":")
         return f"tcp://{host}:{int(port) + 1}"
     return address + ".monitor"
-
-
-def connectable(address: str) -> str:
-    """The address a peer connects to when the scheduler binds ``address`` (0.0.0.0 -> 127.0.0.1)."""
-    return address.replace("tcp://0.0.0.0:", "tcp://127.0.0.1:").replace("tcp://*:", "tcp://127.0.0.1:")
-

@@ -13,7 +13,7 @@ import asyncio
 import collections
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import zmq
 
@@ -35,7 +35,7 @@ class AsyncSocket:
         self.name = name
         self._on_message = on_message
         self._loop = asyncio.get_running_loop()
-        self._fd = socket.getsockopt(zmq.FD)
+        self._fd: int = cast(int, socket.getsockopt(zmq.FD))
         self._backlog: collections.deque[Sequence[Any]] = collections.deque()
         self._drain_scheduled = False
         self._draining = False
@@ -60,11 +60,6 @@ class AsyncSocket:
                 return
         self._backlog.append(parts)
         self._schedule_drain()
-
-    @property
-    def backlog_size(self) -> int:
-        """Messages waiting to be sent."""
-        return len(self._backlog)
 
     def drain_now(self) -> None:
         """Handle every message waiting on the socket right now."""

@@ -82,10 +82,8 @@ class WorkerTaskField(enum.IntEnum):
 class TaskFlag(enum.IntFlag):
     """Bits of a task's FLAGS field."""
 
-    NONE = 0
     PROFILING = 1  # measure run time, CPU time and peak memory
     RESULT_TO_CLIENT = 2  # send the result to the client that submitted the task
-    RESULT_KEPT = 4  # keep the result in the scheduler as an object for dependent tasks
     SUSPECT = 8  # was running on a worker that died: the agent runs it alone, so blame falls on it only
 
 

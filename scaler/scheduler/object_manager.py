@@ -125,13 +125,13 @@ class ObjectManager:
                     breaches.append(f"object {object_id.hex()} is missing from a holder's objects")
         for owner, owned in self._by_owner.items():
             for object_id in owned:
-                record = self._objects.get(object_id)
-                if record is None or owner not in record.owners:
+                owned_record = self._objects.get(object_id)
+                if owned_record is None or owner not in owned_record.owners:
                     breaches.append(f"client {owner} is said to own object {object_id.hex()}, which does not say so")
         for worker, held in self._held_by_worker.items():
             for object_id in held:
-                record = self._objects.get(object_id)
-                if record is None or worker not in record.holders:
+                held_record = self._objects.get(object_id)
+                if held_record is None or worker not in held_record.holders:
                     breaches.append(f"a worker is said to hold object {object_id.hex()}, which does not say so")
         total = sum(record.size for record in self._objects.values())
         if total != self.total_bytes:

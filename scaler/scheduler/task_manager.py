@@ -593,9 +593,11 @@ class TaskManager:
             breaches.append(f"submitted {self.counters['submitted']} != ended {ended} + unfinished {len(tasks)}")
         if dict(dependents_of) != self._result_users:
             breaches.append("the users of kept results do not match the unfinished tasks that depend on them")
+        # A cancelling task will not run again: its client may already have dropped the results it used.
+        needed = {d for task in tasks.values() if task.state is not TaskState.CANCELLING for d in task.dependencies}
         for task_id in self._result_users:
-            if task_id not in tasks and result_object_id(task_id) not in self._objects:
-                breaches.append(f"the kept result of task {task_id:#x} has users but neither task nor object exists")
+            if task_id in needed and task_id not in tasks and result_object_id(task_id) not in self._objects:
+                breaches.append(f"the kept result of task {task_id:#x} is needed but neither task nor object exists")
         return breaches
 
 

@@ -45,7 +45,7 @@ def _numbered(name: str, index: int) -> str:
 
 
 class WorkerPool:
-    """Starts, watches and stops N worker agents."""
+    """Starts, watches and stops N worker agents (N may be 0: a pool with nothing to run)."""
 
     def __init__(
         self,
@@ -54,8 +54,8 @@ class WorkerPool:
         worker_names: Sequence[str] = (),
         logging_settings: LoggingSettings | None = None,
     ) -> None:
-        if n_workers < 1:
-            raise ValueError("a worker pool needs at least one worker")
+        if n_workers < 0:
+            raise ValueError(f"a worker pool cannot have {n_workers} workers")
         if worker_names and len(worker_names) != n_workers:
             raise ValueError(f"{len(worker_names)} worker names given for {n_workers} workers")
         self._configs = [
@@ -65,6 +65,12 @@ class WorkerPool:
         self._logging_settings = logging_settings
         self._processes: list[Any] = []
         self._stop = threading.Event()
+        if base_config.hard_processor_suspend:
+            logger.warning(
+                "hard_processor_suspend has no effect: a processor waiting on nested tasks is already idle, and "
+                "stopped with SIGSTOP its client could neither heartbeat nor receive the results it waits for "
+                "(the option is accepted for compatibility with Scaler 1.x)"
+            )
 
     @property
     def processes(self) -> list[Any]:
@@ -79,7 +85,8 @@ class WorkerPool:
             )
             process.start()
             self._processes.append(process)
-        logger.info("started %d workers for %s", len(self._processes), self._configs[0].scheduler_address)
+        if self._configs:
+            logger.info("started %d workers for %s", len(self._processes), self._configs[0].scheduler_address)
 
     def stop(self, timeout_seconds: float = 5.0) -> None:
         """Stop every agent (SIGTERM, then SIGKILL for any still alive after the timeout)."""

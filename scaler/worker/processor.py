@@ -22,7 +22,7 @@ from typing import Any
 
 import psutil
 
-from scaler.errors import SerializationError, TaskFailedError
+from scaler.errors import MissingObjects, SerializationError
 from scaler.io.stream import BlockingStream
 from scaler.protocol.checks import resolve_object_items
 from scaler.protocol.codec import FrameWriter, Payload, decode, encode, payload_bytes, payload_view, resolve
@@ -86,7 +86,7 @@ class ObjectStore:
         try:
             return self.payloads[object_id]
         except KeyError:
-            raise TaskFailedError(f"object {object_id.hex()} is not on this worker (was it deleted?)") from None
+            raise MissingObjects(f"object {object_id.hex()} is not on this worker (was it deleted?)") from None
 
 
 class Processor:
@@ -104,7 +104,6 @@ class Processor:
         self._shared = shared
         self._store = ObjectStore()
         self._pending: collections.deque[list[Any]] = collections.deque()
-        self._cancelled: set[int] = set()
         self._results: list[list[Any]] = []
         self._writer = FrameWriter()
         self._busy_seconds = 0.0
@@ -233,6 +232,8 @@ class Processor:
                     else store.value(value, serializer_id)
                     for kind, value in task[WorkerTaskField.ARGS]
                 ]
+        except MissingObjects as exc:
+            return TaskStatus.RAISED, dump_exception(exc)
         except Exception as exc:
             error = SerializationError(f"cannot load the task: {exc}")
             return TaskStatus.RAISED, dump_exception(_with_cause(error, exc))
