@@ -22,11 +22,11 @@ run: install
 
 ## make test: lint, then the whole test suite (short versions of the soak and fault runs).
 test: install lint
-	$(BIN)/python -m pytest -q
+	SCALER_CHECK_INVARIANTS=1 $(BIN)/python -m pytest -q
 
 ## make test-soak: the long soak and fault runs as well.
 test-soak: install
-	SCALER_SOAK=1 $(BIN)/python -m pytest -q
+	SCALER_SOAK=1 SCALER_CHECK_INVARIANTS=1 $(BIN)/python -m pytest -q
 
 ## make lint: ruff on everything, mypy on the package (settings in pyproject.toml).
 lint: install
