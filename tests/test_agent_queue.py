@@ -30,3 +30,12 @@ def test_higher_priority_first_then_first_in_first_out() -> None:
     for task_id, priority in [(1, 0), (2, 1), (3, 0), (4, 1)]:
         queue.push(task(task_id, priority))
     assert [queue.pop()[WorkerTaskField.TASK_ID] for _ in range(4)] == [2, 4, 1, 3]  # type: ignore[index]
+
+
+def test_task_ids_lists_live_tasks_in_running_order_without_stale_entries() -> None:
+    queue = AgentTaskQueue()
+    for task_id, priority in [(1, 0), (2, 1), (3, 0)]:
+        queue.push(task(task_id, priority))
+    queue.remove(1)
+    queue.push(task(1, 0), front=True)  # re-queued ahead of its priority: the removed entry stays stale
+    assert queue.task_ids() == [2, 1, 3] and len(queue) == 3

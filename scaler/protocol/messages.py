@@ -114,3 +114,33 @@ class ProfileField(enum.IntEnum):
     DURATION_S = 0
     CPU_TIME_S = 1
     PEAK_MEMORY_BYTES = 2
+
+
+class ResultField(enum.IntEnum):
+    """Positions in one TASK_RESULTS (and PROCESSOR_RESULTS) item."""
+
+    TASK_ID = 0
+    STATUS = 1
+    PAYLOAD = 2  # payload reference or None
+    PROFILE = 3  # list of ProfileField values or None
+
+
+class ProcessorResultsField(enum.IntEnum):
+    """Positions in the fields of a PROCESSOR_RESULTS message."""
+
+    BUSY_SECONDS = 0
+    ITEMS = 1
+
+
+class AssignField(enum.IntEnum):
+    """Positions in the fields of a TASK_ASSIGN (and PROCESSOR_RUN) message."""
+
+    OBJECTS = 0  # [[object_id, payload_ref], ...]
+    TASKS = 1  # [[task fields, see WorkerTaskField], ...]
+
+
+class ArgumentField(enum.IntEnum):
+    """Positions in one argument of a task: [ArgumentKind, value]."""
+
+    KIND = 0
+    VALUE = 1

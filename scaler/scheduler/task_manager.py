@@ -14,7 +14,7 @@ from typing import Any
 from scaler.protocol.checks import as_bytes, as_int, as_list, require
 from scaler.protocol.codec import FrameWriter, MalformedMessage, Payload, encode, resolve
 from scaler.protocol.ids import client_number_of_task, result_object_id
-from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag, TaskStatus, WorkerTaskField
+from scaler.protocol.messages import ArgumentKind, MessageType, ResultField, TaskFlag, TaskStatus, WorkerTaskField
 from scaler.scheduler.client_manager import ClientManager, ClientRecord
 from scaler.scheduler.object_manager import ObjectManager
 from scaler.scheduler.outbox import Outbox, SendFunction
@@ -611,12 +611,13 @@ def as_task_id(value: Any, what: str) -> int:
 def parse_worker_result(item: Any, frames: list[Any]) -> tuple[int, Ending]:
     """Check one TASK_RESULTS item from a worker as strictly as a client's message: (task id, ending)."""
     as_list(item, "result", 4)
-    task_id = as_task_id(item[0], "task id")
-    status = as_int(item[1], "status")
+    task_id = as_task_id(item[ResultField.TASK_ID], "task id")
+    status = as_int(item[ResultField.STATUS], "status")
     require(status in _STATUS_VALUES, "unknown task status")
-    payload = None if item[2] is None else resolve(item[2], frames)
+    reference = item[ResultField.PAYLOAD]
+    payload = None if reference is None else resolve(reference, frames)
     require(payload is not None or status != TaskStatus.SUCCESS, "a successful result needs a payload")
-    profile = item[3]
+    profile = item[ResultField.PROFILE]
     if profile is not None:
         require(
             type(profile) is list and len(profile) == 3 and all(type(v) in (int, float) for v in profile),

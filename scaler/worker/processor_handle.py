@@ -1,12 +1,14 @@
-"""The agent's side of one processor process: start, stop, and what it holds."""
+"""The agent's side of one processor process: its socket, its shared memory, start and kill.
+
+What the processor holds (tasks in flight, objects) is the agent state machine's business
+(scaler/worker/processor_state.py); this handle is only the I/O.
+"""
 
 from __future__ import annotations
 
 import multiprocessing
-import os
 import signal
 import socket
-import time
 from collections.abc import Callable
 from multiprocessing.sharedctypes import RawArray
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 import psutil
 
 from scaler.io.stream import AsyncStream
+from scaler.worker.agent_events import Running
 from scaler.worker.config import WorkerConfig
 from scaler.worker.processor import SHARED_START_US, SHARED_TASK_ID, processor_main
 
@@ -25,7 +28,7 @@ def process_context() -> Any:
 
 
 class ProcessorHandle:
-    """One processor process, the tasks handed to it, and the objects it holds.
+    """One processor process.
 
     The agent and the processor talk over a socketpair; ``on_message`` gets each message the processor sends.
     """
@@ -34,11 +37,6 @@ class ProcessorHandle:
         agent_end, self._processor_end = socket.socketpair()
         self.stream = AsyncStream(agent_end, on_message, f"processor {number}")
         self.shared = RawArray("q", 2)
-        self.in_flight: dict[int, list[Any]] = {}
-        self.held: set[bytes] = set()
-        self.ready = False
-        self.suspended = False
-        self.stopping = False  # the agent killed or retired it: its exit is expected
         self.process = process_context().Process(
             target=processor_main,
             args=(
@@ -70,17 +68,15 @@ class ProcessorHandle:
         """Id of the task the processor runs now, 0 when it runs none."""
         return int(self.shared[SHARED_TASK_ID])
 
-    def running_seconds(self) -> float:
-        """How long the running task has run."""
-        return time.monotonic() - self.shared[SHARED_START_US] / 1_000_000
+    def running(self) -> Running:
+        """The task the processor runs now and when it started (monotonic seconds)."""
+        shared = self.shared
+        return Running(int(shared[SHARED_TASK_ID]), shared[SHARED_START_US] / 1_000_000)
 
     def kill(self) -> None:
-        """Stop the process at once."""
-        self.stopping = True
+        """Stop the process at once (SIGKILL ends a stopped process too)."""
         if self.process.pid is not None and self.process.exitcode is None:
             try:
-                if self.suspended:
-                    os.kill(self.process.pid, signal.SIGCONT)
                 self.process.kill()
             except (ProcessLookupError, OSError):
                 pass

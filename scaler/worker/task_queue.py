@@ -7,6 +7,9 @@ from typing import Any
 
 from scaler.protocol.messages import WorkerTaskField
 
+_TASK_ID = int(WorkerTaskField.TASK_ID)
+_PRIORITY = int(WorkerTaskField.PRIORITY)
+
 
 class AgentTaskQueue:
     """Tasks by priority (larger first), first in first out within a priority; removal by id is O(1)."""
@@ -23,7 +26,8 @@ class AgentTaskQueue:
         return task_id in self._live
 
     def push(self, task: list[Any], front: bool = False) -> None:
-        priority = task[WorkerTaskField.PRIORITY]
+        """Add a task behind the others of its priority, or ahead of them with ``front``."""
+        priority = task[_PRIORITY]
         bucket = self._buckets.get(priority)
         if bucket is None:
             bucket = self._buckets[priority] = collections.deque()
@@ -33,7 +37,7 @@ class AgentTaskQueue:
             bucket.appendleft(task)
         else:
             bucket.append(task)
-        self._live[task[WorkerTaskField.TASK_ID]] = task
+        self._live[task[_TASK_ID]] = task
 
     def remove(self, task_id: int) -> list[Any] | None:
         """Take a task out by id; it is skipped when its turn comes."""
@@ -46,7 +50,7 @@ class AgentTaskQueue:
             bucket = self._buckets[priority]
             while bucket:
                 task = bucket.popleft()
-                task_id = task[WorkerTaskField.TASK_ID]
+                task_id = task[_TASK_ID]
                 # A stale entry (removed, then the same task pushed again) must not take the live one with it.
                 if self._live.get(task_id) is task:
                     del self._live[task_id]
@@ -54,6 +58,17 @@ class AgentTaskQueue:
             del self._buckets[priority]
             self._priorities.pop(0)
         return None
+
+    def task_ids(self) -> list[int]:
+        """Ids of the queued tasks, in the order they would run."""
+        live = self._live
+        ids: list[int] = []
+        for priority in self._priorities:
+            for task in self._buckets[priority]:
+                task_id = task[_TASK_ID]
+                if live.get(task_id) is task:
+                    ids.append(task_id)
+        return ids
 
     def clear(self) -> list[list[Any]]:
         """Remove and return every task."""
