@@ -48,7 +48,7 @@ class SchedulerCore:
         self.clients = ClientManager(send, config.client_timeout_seconds, config.protected, self._on_client_gone)
         self.objects = ObjectManager(self._tell_worker_to_delete)
         self.workers = WorkerManager(
-            send, config.worker_timeout_seconds, config.per_worker_queue_size, self._on_worker_gone, lambda: None
+            send, config.worker_timeout_seconds, config.per_worker_queue_size, self._on_worker_gone
         )
         self.tasks = TaskManager(
             send,

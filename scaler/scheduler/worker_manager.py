@@ -54,13 +54,11 @@ class WorkerManager:
         timeout_seconds: float,
         per_worker_queue_size: int,
         on_worker_gone: Callable[[WorkerRecord], None],
-        on_worker_ready: Callable[[], None],
     ) -> None:
         self._send = send
         self._timeout_seconds = timeout_seconds
         self._per_worker_queue_size = per_worker_queue_size
         self._on_worker_gone = on_worker_gone
-        self._on_worker_ready = on_worker_ready
         self._workers: dict[bytes, WorkerRecord] = {}
 
     def __len__(self) -> int:
@@ -90,7 +88,6 @@ class WorkerManager:
         self._workers[identity] = WorkerRecord(identity, name, pid, hostname, size, time.monotonic())
         logger.info("worker %s (pid %d on %s) connected, queue of %d", name, pid, hostname, size)
         self._send(identity, encode(MessageType.WORKER_ACCEPT, [__version__]))
-        self._on_worker_ready()
 
     def touch(self, identity: bytes) -> WorkerRecord | None:
         """The worker spoke: note the time and return its record, or None for an unknown peer."""
