@@ -149,7 +149,7 @@ class FakeWorkers:
         if task_ids:
             writer = FrameWriter()
             ref = writer.add(self._result)  # small: inline bytes, as the processor's FrameWriter does
-            items = [[task_id, TaskStatus.SUCCESS, ref, None] for task_id in task_ids]
+            items = [[task_id, TaskStatus.SUCCESS, ref, None, 0.0] for task_id in task_ids]
             dealer.send_multipart(encode(MessageType.TASK_RESULTS, items, writer.frames))
 
     def _heartbeat(self) -> None:

@@ -18,7 +18,14 @@ FUNCTION = b"F" * 16
 class Wiring:
     """A SchedulerCore with every message it sends captured, decoded."""
 
-    def __init__(self, allowed_failures: int = 3, queue_size: int = 1000, **settings: Any) -> None:
+    def __init__(
+        self,
+        allowed_failures: int = 3,
+        queue_size: int = 1000,
+        function_seconds: float | None = 0.0,
+        **settings: Any,
+    ) -> None:
+        """``function_seconds``: the run time FUNCTION is known to take, or None for a function not yet measured."""
         self.sent: list[tuple[bytes, MessageType, list[Any]]] = []
         config = SchedulerConfig(
             address="tcp://127.0.0.1:1",
@@ -32,6 +39,8 @@ class Wiring:
         self.objects = self.core.objects
         self.workers = self.core.workers
         self.tasks = self.core.tasks
+        if function_seconds is not None:
+            self.tasks.durations.observe(FUNCTION, function_seconds)
 
     def send(self, identity: bytes, parts: list[Any]) -> None:
         msg_type, fields, _ = decode(parts)
@@ -67,8 +76,8 @@ class Wiring:
         return record
 
     def connect_worker(self, name: str) -> Any:
-        """A worker called ``name`` connects with the default queue; returns its record."""
-        self.workers.on_connect(name.encode(), [name, len(self.workers) + 1, "host", 0])
+        """A worker called ``name`` connects with the default queue (and gets work at once); returns its record."""
+        self.deliver(name.encode(), MessageType.WORKER_CONNECT, [name, len(self.workers) + 1, "host", 0])
         return self.workers.get(name.encode())
 
     def submit(self, client: Any, count: int, dependencies: dict[int, list[int]] | None = None) -> list[int]:

@@ -40,6 +40,7 @@ from scaler.worker.agent_instructions import (
     SendResults,
     SendTasksReturned,
     SendTasksStarted,
+    SendTaskSuspended,
     StartProcessor,
     StopAgent,
     TrimMemory,
@@ -63,8 +64,9 @@ def wire_task(task_id: int, priority: int = 0, flags: int = 0, objects: Sequence
     return fields
 
 
-def result(task_id: int, status: int = TaskStatus.SUCCESS) -> list[Any]:
-    return [task_id, status, b"value" if status == TaskStatus.SUCCESS else None, None]
+def result(task_id: int, status: int = TaskStatus.SUCCESS, run_seconds: float = 0.0001) -> list[Any]:
+    """A processor's result item, with the seconds the task ran."""
+    return [task_id, status, b"value" if status == TaskStatus.SUCCESS else None, None, run_seconds]
 
 
 def of_type(instructions: Sequence[Instruction], kind: type) -> list[Any]:
@@ -88,6 +90,8 @@ class Agent:
     """A machine with validation on, and the running-task snapshot a shell would read from shared memory."""
 
     def __init__(self, **settings: Any) -> None:
+        # Unless a test says otherwise, functions not yet measured count as short: tasks go in batches.
+        settings.setdefault("unknown_seconds_per_task", 0.0001)
         self.machine = AgentMachine(AgentSettings(**settings), validate=True)
         self.now = 100.0
         self.running: dict[int, Running] = {}
@@ -113,8 +117,8 @@ class Agent:
         self.now += seconds
         return self(Tick(self.now, dict(self.running)))
 
-    def results(self, processor: int, *items: list[Any], busy_seconds: float = 0.0) -> list[Instruction]:
-        return self(ProcessorResults(processor, busy_seconds, list(items), []))
+    def results(self, processor: int, *items: list[Any]) -> list[Instruction]:
+        return self(ProcessorResults(processor, list(items), []))
 
     def in_flight(self, processor: int) -> list[int]:
         return list(self.machine.processors[processor].in_flight)
@@ -149,16 +153,43 @@ def test_higher_priority_tasks_are_handed_over_first() -> None:
 
 
 def test_batch_size_follows_the_measured_seconds_per_task() -> None:
-    agent = Agent(prefetch_milliseconds=10, prefetch_max=100, initial_seconds_per_task=0.001)
+    agent = Agent(prefetch_milliseconds=10, prefetch_max=100, unknown_seconds_per_task=0.5)
     agent.start()
     (batch,) = of_type(agent.assign(*(wire_task(i) for i in range(1, 51))), RunBatch)
-    assert len(batch.tasks) == 10  # 10 ms of 1 ms tasks
-    # Slow tasks: the estimate rises and the next batches shrink to the minimum of two.
+    assert batch_ids(batch) == [1]  # not yet measured: counts as long, goes alone
+    (batch,) = of_type(agent.results(1, result(1, run_seconds=0.001)), RunBatch)
+    assert len(batch.tasks) == 10  # measured: 10 ms of 1 ms tasks
+    assert agent.machine.seconds_per_task(FUNCTION) == pytest.approx(0.001)
+    # Slow tasks: the estimate rises and the batches shrink to one task.
     for _ in range(10):
         ids = agent.in_flight(1)
-        out = agent.results(1, *(result(t) for t in ids), busy_seconds=1.0 * len(ids))
-    assert agent.machine.seconds_per_task > 0.5
-    assert len(agent.in_flight(1)) == 2 and answered(out)
+        out = agent.results(1, *(result(t, run_seconds=1.0) for t in ids))
+    assert agent.machine.seconds_per_task(FUNCTION) > 0.5
+    assert len(agent.in_flight(1)) == 1 and answered(out)
+
+
+def test_nothing_waits_inside_a_processor_behind_a_long_task() -> None:
+    slow, quick = b"slow-function", b"quick-function"
+    agent = Agent(unknown_seconds_per_task=0.5)
+    agent.start()
+    agent(TasksAssigned([(quick, b"q"), (slow, b"s")], []))
+
+    def task(task_id: int, function_id: bytes) -> list[Any]:
+        fields = wire_task(task_id)
+        fields[WorkerTaskField.FUNCTION_ID] = function_id
+        return fields
+
+    (batch,) = of_type(agent.assign(task(1, quick)), RunBatch)
+    agent.results(1, result(1, run_seconds=0.0001))  # quick is measured: quick
+    out = agent.assign(task(2, slow), task(3, quick), task(4, quick))
+    assert [batch_ids(b) for b in of_type(out, RunBatch)] == [[2]]  # not yet measured: alone
+    assert agent.machine.queued_task_ids == [3, 4]  # they wait here, where a withdrawal can take them back
+    (returned,) = of_type(agent(WithdrawRequested([3, 4])), SendTasksReturned)
+    assert returned.returned == [3, 4]
+    agent.assign(task(5, quick), task(6, slow))
+    out = agent.results(1, result(2, run_seconds=2.0))
+    assert [batch_ids(b) for b in of_type(out, RunBatch)] == [[5]]  # a long task does not join a quick batch
+    assert agent.machine.queued_task_ids == [6]
 
 
 def test_only_the_running_task_is_blamed_when_a_processor_dies_and_the_queued_ones_run_again() -> None:
@@ -309,12 +340,13 @@ def test_a_suspended_processor_hands_its_waiting_tasks_to_a_new_processor_which_
     agent.start()
     agent.assign(wire_task(1), wire_task(2), wire_task(3))
     out = agent(ProcessorSuspended(1, task_id=1))
-    assert out == [DropOnProcessor(1, [2, 3]), StartProcessor(2)]
+    # The scheduler hears that task 1 leaves its core free, so it may send the nested tasks here.
+    assert out == [SendTaskSuspended(1, True), DropOnProcessor(1, [2, 3]), StartProcessor(2)]
     assert agent.in_flight(1) == [1] and agent.machine.queued_task_ids == [2, 3]
     (batch,) = of_type(agent(ProcessorReady(2)), RunBatch)
     assert batch_ids(batch) == [2, 3] and batch.objects == [[FUNCTION, b"pickled function"]]
     agent.results(2, result(2), result(3))
-    agent(ProcessorResumed(1))
+    assert agent(ProcessorResumed(1)) == [SendTaskSuspended(1, False)]
     out = agent.results(1, result(1))
     assert answered(out) == {1: TaskStatus.SUCCESS} and RetireProcessor(2) in out
     assert agent(ProcessorExited(2, running_task=0, description="it exited with code 0")) == []

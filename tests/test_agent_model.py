@@ -387,10 +387,10 @@ class AgentModel(RuleBasedStateMachine):
         self.finish(self.pick(number, working), status)
 
     @precondition(lambda self: self.has(has_results))
-    @rule(number=st.integers(0, 7), busy_seconds=st.sampled_from([0.0, 0.0001, 0.01, 1.0]))
-    def flush_results(self, number: int, busy_seconds: float) -> None:
+    @rule(number=st.integers(0, 7), run_seconds=st.sampled_from([0.0, 0.0001, 0.01, 1.0]))
+    def flush_results(self, number: int, run_seconds: float) -> None:
         """Results reach the agent; a killed or crashed processor may have flushed just before it ended."""
-        self.flush(self.pick(number, has_results), busy_seconds)
+        self.flush(self.pick(number, has_results), run_seconds)
 
     @precondition(lambda self: self.has(working))
     @rule(number=st.integers(0, 7))
@@ -450,11 +450,13 @@ class AgentModel(RuleBasedStateMachine):
             processor.done.append([processor.running, status, b"result", None])
             processor.running = 0
 
-    def flush(self, processor: SimProcessor, busy_seconds: float) -> None:
+    def flush(self, processor: SimProcessor, run_seconds: float) -> None:
         """Results reach the agent; a killed or crashed processor may have flushed just before it ended."""
         if processor.done:
             items, processor.done = processor.done, []
-            self.apply(ProcessorResults(processor.number, busy_seconds, items, []))
+            ran = (TaskStatus.SUCCESS, TaskStatus.RAISED)
+            items = [[*item, run_seconds] if item[1] in ran else item for item in items]
+            self.apply(ProcessorResults(processor.number, items, []))
 
     def wake(self, processor: SimProcessor) -> None:
         if processor.alive and processor.suspended:

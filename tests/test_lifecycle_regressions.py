@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 
-from scaler import Client, SchedulerClusterCombo
+from scaler import Client, SchedulerClusterCombo, defaults
 from scaler.errors import TaskFailedError, WorkerDiedError
 from scaler.io.address import default_monitor_address
 from scaler.protocol.ids import task_id_base
 from scaler.protocol.messages import ArgumentKind, MessageType, TaskStatus
+from scaler.scheduler.dispatch_policy import room_for
 from tests import tasks
 from tests.cluster_parts import Cluster, StatusReader
 from tests.helpers import wait_until
@@ -266,12 +267,17 @@ def test_a_cancel_that_crosses_a_withdrawal_ends_the_withdrawn_tasks() -> None:
         fake = FakeWorker(cluster.address)
         try:
             with Client(cluster.address, timeout_seconds=30) as client:
-                futures = {f.task_id: f for f in (client.submit(tasks.sleep_and_return, 0.05, i) for i in range(40))}
-                fake.wait_for_tasks(40, timeout_seconds=10)
+                teach_run_time(client, fake, tasks.sleep_and_return, _FAKE_RUN_SECONDS)
+                # Exactly what the fake worker takes: 4 ms tasks fill its horizon, none waits in the scheduler.
+                count = room_for(0, 0.0, _FAKE_RUN_SECONDS, defaults.SCHEDULER_PER_WORKER_QUEUE_SIZE)
+                futures = {
+                    f.task_id: f for f in (client.submit(tasks.sleep_and_return, 0.05, i) for i in range(count))
+                }
+                fake.wait_for_tasks(1 + count, timeout_seconds=10)
                 cluster.add_worker()  # joins idle: the scheduler asks the fake worker for some of its tasks back
                 _, withdrawn, _ = fake.wait_for(MessageType.TASK_WITHDRAW, timeout_seconds=10)
                 assert withdrawn and set(withdrawn) < set(futures)
-                kept = [t for t in fake.tasks if t not in set(withdrawn)]
+                kept = [t for t in futures if t not in set(withdrawn)]
                 for task_id in [*withdrawn, *kept]:  # on one connection: the kept ones' cancels come last
                     assert futures[task_id].cancel()
                 told_to_cancel: set[int] = set()
@@ -289,6 +295,18 @@ def test_a_cancel_that_crosses_a_withdrawal_ends_the_withdrawn_tasks() -> None:
         assert_settles(status, nothing_left)
 
 
+_FAKE_RUN_SECONDS = 0.004
+
+
+def teach_run_time(client: Client, fake: FakeWorker, function: Any, run_seconds: float) -> None:
+    """Have the fake worker answer one task of ``function`` as if it ran for ``run_seconds``: the scheduler's
+    estimate for the function is then exactly that, and so is how many of its tasks a worker may hold."""
+    future = client.submit(function, 0.0, -1)
+    (task_id,) = fake.wait_for_tasks(1, timeout_seconds=10)
+    fake.send_results([[task_id, int(TaskStatus.SUCCESS), pickle.dumps(-1), None, run_seconds]])
+    assert future.result(timeout=10) == -1
+
+
 @pytest.mark.timeout(60)
 def test_a_frozen_worker_that_returns_withdrawn_tasks_after_their_cancel_strands_none() -> None:
     """The same crossing with real workers: the first worker is frozen while it is asked for tasks and they are
@@ -297,9 +315,10 @@ def test_a_frozen_worker_that_returns_withdrawn_tasks_after_their_cancel_strands
         with StatusReader(cluster.monitor_address) as status:
             first = cluster.add_worker()
             with Client(cluster.address, timeout_seconds=30) as client:
-                assert client.submit(tasks.square, 2).result(timeout=30) == 4
-                futures = [client.submit(tasks.sleep_and_return, 0.2, i) for i in range(40)]
-                assert wait_until(lambda: status.latest()["tasks"]["in_state"].get("assigned") == 40, 10)
+                # Measured at 0.2 s, the function's tasks go one running and one waiting per worker.
+                assert client.submit(tasks.sleep_and_return, 0.2, -1).result(timeout=30) == -1
+                futures = [client.submit(tasks.sleep_and_return, 0.2, i) for i in range(2)]
+                assert wait_until(lambda: status.latest()["tasks"]["in_state"].get("assigned") == 2, 10)
                 os.kill(first.pid, signal.SIGSTOP)
                 try:
                     for _ in range(2):
@@ -325,9 +344,11 @@ def test_cancelling_everything_while_new_workers_take_queued_tasks_strands_nothi
         with StatusReader(cluster.monitor_address) as status:
             cluster.add_worker()
             with Client(cluster.address, timeout_seconds=30) as client:
-                assert client.submit(tasks.square, 2).result(timeout=30) == 4
-                futures = [client.submit(tasks.sleep_and_return, 0.2, i) for i in range(40)]
-                assert wait_until(lambda: status.latest()["tasks"]["in_state"].get("assigned") == 40, 10)
+                # Measured at 0.2 s, the function's tasks go one running and one waiting per worker: of these four,
+                # the first worker takes two, the first joining worker two, and the second takes one back.
+                assert client.submit(tasks.sleep_and_return, 0.2, -1).result(timeout=30) == -1
+                futures = [client.submit(tasks.sleep_and_return, 0.2, i) for i in range(4)]
+                assert wait_until(lambda: status.latest()["tasks"]["in_state"].get("assigned") == 2, 10)
 
                 def cancel_newest_first() -> None:
                     for future in reversed(futures):

@@ -180,16 +180,14 @@ def test_a_custom_serializer_survives_clear() -> None:
 
 
 def test_a_task_cancelled_while_it_is_withdrawn_ends_whichever_answer_comes_first() -> None:
-    wiring = Wiring()
+    wiring = Wiring(function_seconds=0.002)  # six tasks fill the horizon of one worker
     client = wiring.connect_client()
     wiring.connect_worker("busy")
     base = task_id_base(client.number)
     wiring.deliver(b"client", MessageType.TASK_SUBMIT, [task(base + i) for i in range(1, 7)])
     wiring.take(MessageType.TASK_ASSIGN)
     wiring.deliver(b"busy", MessageType.TASKS_STARTED, [base + 1])
-    wiring.connect_worker("idle")
-    wiring.tasks.balance(trigger_times=0)
-    wiring.step()
+    wiring.connect_worker("idle")  # takes back the busy worker's newest waiting tasks
     (withdrawn,) = [fields for identity, fields in wiring.take(MessageType.TASK_WITHDRAW) if identity == b"busy"]
     wiring.deliver(b"client", MessageType.TASK_CANCEL, [base + i for i in range(1, 7)])
     cancelled = {t for _, fields in wiring.take(MessageType.TASK_CANCEL) for t in fields}

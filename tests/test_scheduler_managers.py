@@ -118,28 +118,22 @@ def test_a_started_task_of_a_dead_worker_is_flagged_as_a_suspect() -> None:
 
 
 def test_each_withdrawal_answer_settles_only_the_tasks_it_names() -> None:
-    wiring = Wiring()
+    wiring = Wiring(function_seconds=0.003)  # 4 tasks fill w1's horizon: 12 ms of work, none started
     client = wiring.connect_client()
     wiring.connect_worker("w1")
     ids = wiring.submit(client, 4)
-    worker = wiring.workers.get(b"w1")
-    wiring.take(MessageType.TASK_ASSIGN)
-    wiring.tasks.balance(trigger_times=0)  # nothing idle yet: no withdrawal
-    wiring.connect_worker("w2")
-    wiring.tasks.balance(trigger_times=0)
-    wiring.outbox.flush()
+    assert assigned_ids(wiring.take(MessageType.TASK_ASSIGN)[0][1]) == ids
+    wiring.connect_worker("w2")  # idle on arrival: takes back w1's newest waiting tasks, half its work
     (first,) = [fields for identity, fields in wiring.take(MessageType.TASK_WITHDRAW) if identity == b"w1"]
-    assert len(first) == 2
-    wiring.connect_worker("w3")
-    wiring.tasks.balance(trigger_times=0)  # a second withdrawal while the first is unanswered
-    wiring.outbox.flush()
+    assert first == [ids[3], ids[2]]
+    wiring.connect_worker("w3")  # a second withdrawal while the first is unanswered: half of what is left
     (second,) = [fields for identity, fields in wiring.take(MessageType.TASK_WITHDRAW) if identity == b"w1"]
-    assert not set(first) & set(second)
-    wiring.tasks.on_tasks_returned(worker, [first, []])
-    wiring.tasks.on_tasks_returned(worker, [second, []])
-    wiring.step()
+    assert second == [ids[1]]
+    wiring.deliver(b"w1", MessageType.TASKS_RETURNED, [first, []])
+    wiring.deliver(b"w1", MessageType.TASKS_RETURNED, [second, []])
     moved = [task_id for identity, fields in wiring.take(MessageType.TASK_ASSIGN) for task_id in assigned_ids(fields)]
     assert sorted(moved) == sorted(first + second)  # every returned task assigned again, once
+    assert all(len(wiring.workers.assigned_to(name)) <= 2 for name in (b"w1", b"w2", b"w3"))
     holders = [task_id for name in (b"w1", b"w2", b"w3") for task_id in wiring.workers.assigned_to(name)]
     assert sorted(holders) == sorted(ids)
 

@@ -49,7 +49,7 @@ class ModelWorker:
 class SchedulerModel(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.wiring = Wiring(allowed_failures=1, queue_size=3)
+        self.wiring = Wiring(allowed_failures=1, queue_size=3, function_seconds=None)
         self.clients: dict[bytes, ModelClient] = {}
         self.workers: dict[bytes, ModelWorker] = {}
         self.answers: collections.Counter[tuple[bytes, int]] = collections.Counter()
@@ -84,8 +84,10 @@ class SchedulerModel(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ clients
 
-    @initialize()
-    def start(self) -> None:
+    @initialize(known_seconds=st.sampled_from([None, 0.0, 0.004, 0.05]))
+    def start(self, known_seconds: float | None) -> None:
+        if known_seconds is not None:  # how long the function is known to take: deep queues, one waiting, steals
+            self.wiring.tasks.durations.observe(FUNCTION, known_seconds)
         self.connect_client()
         self.connect_worker()
 
@@ -226,15 +228,21 @@ class SchedulerModel(RuleBasedStateMachine):
         self.deliver(worker.identity, MessageType.TASKS_STARTED, chosen)
 
     @precondition(lambda self: any(w.held for w in self.workers.values()))
-    @rule(data=st.data(), status=st.sampled_from(ENDINGS))
-    def worker_answers(self, data: st.DataObject, status: TaskStatus) -> None:
+    @rule(
+        data=st.data(),
+        status=st.sampled_from(ENDINGS),
+        run_seconds=st.sampled_from([None, 0.0, 0.004, 0.05, 1.0]),  # moves the estimate: deep, shallow, one
+    )
+    def worker_answers(self, data: st.DataObject, status: TaskStatus, run_seconds: float | None) -> None:
         worker = data.draw(
             st.sampled_from(sorted((w for w in self.workers.values() if w.held), key=lambda w: w.identity))
         )
         chosen = data.draw(st.lists(st.sampled_from(sorted(worker.held)), min_size=1, max_size=3, unique=True))
         for task_id in chosen:
             del worker.held[task_id]
-        items = [[task_id, int(status), b"result", [0.001, 0.001, 100]] for task_id in chosen]
+        items: list[list[Any]] = [[task_id, int(status), b"result", [0.001, 0.001, 100]] for task_id in chosen]
+        if run_seconds is not None:
+            items = [[*item, run_seconds] for item in items]
         self.deliver(worker.identity, MessageType.TASK_RESULTS, items)
 
     @precondition(lambda self: self.workers and any(c.submitted for c in self.clients.values()))

@@ -28,7 +28,7 @@ class MessageType(enum.IntEnum):
 
     # scheduler -> client
     CLIENT_ACCEPT = 20  # [client_number: int, protected: bool, scheduler_version: str]
-    TASK_RESULTS = 21  # [[task_id, status, payload_ref | None, profile | None], ...] (also worker ->)
+    TASK_RESULTS = 21  # [[task_id, status, payload_ref | None, profile | None], ...] (workers add run_seconds)
     HEARTBEAT_ECHO = 22  # []
     SHUTDOWN_REPLY = 23  # [accepted: bool, reason: str]
     CLIENT_REJECTED = 24  # [reason: str]  the scheduler does not know this client (any more)
@@ -39,6 +39,8 @@ class MessageType(enum.IntEnum):
     TASKS_RETURNED = 42  # [[returned task_id, ...], [kept task_id, ...]]  the answer to one TASK_WITHDRAW
     WORKER_DISCONNECT = 43  # []
     TASKS_STARTED = 44  # [task_id, ...]  handed to a processor: blamed if this worker dies before they end
+    # [task_id, suspended: bool]  a running task waits on nested tasks (True) and leaves its core free, or goes on
+    TASK_SUSPENDED = 45
 
     # scheduler -> worker agent
     WORKER_ACCEPT = 60  # [scheduler_version: str]
@@ -52,7 +54,7 @@ class MessageType(enum.IntEnum):
     PROCESSOR_RUN = 81  # same layout as TASK_ASSIGN
     PROCESSOR_SUSPENDED = 82  # [task_id]  the running task waits for nested tasks
     PROCESSOR_RESUMED = 83  # [task_id]
-    PROCESSOR_RESULTS = 84  # [busy_seconds: float, [result items as in TASK_RESULTS]]
+    PROCESSOR_RESULTS = 84  # [[result items as in TASK_RESULTS, with run_seconds]]
     PROCESSOR_DROP = 85  # [task_id, ...]  forget these tasks without answering (the agent re-queued them)
 
 
@@ -123,13 +125,14 @@ class ResultField(enum.IntEnum):
     STATUS = 1
     PAYLOAD = 2  # payload reference or None
     PROFILE = 3  # list of ProfileField values or None
+    # Seconds the task ran (from workers only; optional): the scheduler's duration estimates learn from it.
+    RUN_SECONDS = 4
 
 
 class ProcessorResultsField(enum.IntEnum):
     """Positions in the fields of a PROCESSOR_RESULTS message."""
 
-    BUSY_SECONDS = 0
-    ITEMS = 1
+    ITEMS = 0
 
 
 class AssignField(enum.IntEnum):

@@ -74,6 +74,7 @@ class SchedulerCore:
             MessageType.TASK_RESULTS: self.tasks.on_worker_results,
             MessageType.TASKS_RETURNED: lambda w, f, fr: self.tasks.on_tasks_returned(w, f),
             MessageType.TASKS_STARTED: lambda w, f, fr: self.tasks.on_tasks_started(w, f),
+            MessageType.TASK_SUSPENDED: lambda w, f, fr: self.workers.set_suspended(w, f),
             MessageType.WORKER_DISCONNECT: lambda w, f, fr: self.workers.remove(w.identity, "disconnected"),
         }
 
@@ -85,9 +86,8 @@ class SchedulerCore:
             self.clients.on_connect(identity, fields)
             return
         if msg_type is MessageType.WORKER_CONNECT:
+            # A worker that joins gets work at once (in dispatch): queued tasks, or waiting ones taken back.
             self.workers.on_connect(identity, fields)
-            # A worker that joins while others hold queued work gets its share now, not after the balancing delay.
-            self.tasks.balance(trigger_times=0)
             return
         client_handler = self._client_handlers.get(msg_type)
         if client_handler is not None:
@@ -111,7 +111,7 @@ class SchedulerCore:
 
     def after_handling(self) -> None:
         """After each message or routine: hand out ready tasks, send what was batched, check if asked to."""
-        self.tasks.assign_ready_tasks()
+        self.tasks.dispatch()
         self.outbox.flush()
         if self._check_invariants:
             self.check_invariants()

@@ -42,13 +42,13 @@ class _Clients(Protocol):
     def numbers(self) -> set[int]: ...
 
 
-class _Workers(Protocol):
+class _Workers(_SelfChecking, Protocol):
     def identities(self) -> set[bytes]: ...
 
 
 def check_scheduler(tasks: _SelfChecking, objects: _Objects, clients: _Clients, workers: _Workers) -> list[str]:
     """Every breach of the scheduler's books, as sentences; empty when they are consistent."""
-    breaches = tasks.check_invariants() + objects.check_invariants()
+    breaches = tasks.check_invariants() + objects.check_invariants() + workers.check_invariants()
     gone_owners = objects.owners() - clients.numbers()
     if gone_owners:
         breaches.append(f"objects are owned by clients that are gone: {sorted(gone_owners)}")

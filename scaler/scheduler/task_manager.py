@@ -11,15 +11,17 @@ import dataclasses
 import logging
 from typing import Any
 
-from scaler.protocol.checks import as_bytes, as_int, as_list, require
+from scaler.protocol.checks import as_bytes, as_int, as_list, as_number, require
 from scaler.protocol.codec import FrameWriter, MalformedMessage, Payload, encode, resolve
 from scaler.protocol.ids import client_number_of_task, result_object_id
 from scaler.protocol.messages import ArgumentKind, MessageType, ResultField, TaskFlag, TaskStatus, WorkerTaskField
 from scaler.scheduler.client_manager import ClientManager, ClientRecord
+from scaler.scheduler.dispatch_policy import steal_count
 from scaler.scheduler.object_manager import ObjectManager
 from scaler.scheduler.outbox import Outbox, SendFunction
 from scaler.scheduler.task_states import ON_WORKER, TRANSITIONS, TaskEvent, TaskState, next_state
 from scaler.scheduler.worker_manager import WorkerManager, WorkerRecord
+from scaler.utility.durations import DurationEstimates
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +32,8 @@ _INLINE = int(ArgumentKind.INLINE)
 _OBJECT = int(ArgumentKind.OBJECT)
 _TASK = int(ArgumentKind.TASK)
 _TASK_ID_LIMIT = 1 << 63
+_FUNCTION_ID = int(WorkerTaskField.FUNCTION_ID)
+_RESULT_FIELDS = int(ResultField.RUN_SECONDS)  # the fields every result has; run seconds may follow
 
 # The bookkeeping of each move, derived once from the table: what leaving the source place and entering
 # the target place takes. _fire reads it per move, so the busiest path pays one dict lookup.
@@ -91,53 +95,98 @@ class TaskRecord:
         self.wire[WorkerTaskField.FLAGS] |= TaskFlag.SUSPECT
 
 
-class TaskQueue:
-    """Ready tasks by priority (larger first), first in first out within a priority.
+class _Level:
+    """The ready tasks of one priority: each client's in arrival order, and the clients' turns."""
 
-    A task that leaves the QUEUED state without being popped (it ended) stays in its bucket and is
+    __slots__ = ("turns", "by_client")
+
+    def __init__(self) -> None:
+        self.turns: collections.deque[int] = collections.deque()  # client numbers; the first one goes next
+        self.by_client: dict[int, collections.deque[TaskRecord]] = {}
+
+
+class TaskQueue:
+    """Ready tasks by priority (larger first); within a priority the clients take turns, one task each,
+    so a small job is never stuck behind a large one; each client's tasks go first in, first out.
+
+    A task that leaves the QUEUED state without being popped (it ended) stays in its place and is
     skipped when reached; ``live`` counts the tasks in the QUEUED state.
     """
 
     def __init__(self) -> None:
-        self._buckets: dict[int, collections.deque[TaskRecord]] = {}
+        self._levels: dict[int, _Level] = {}
         self._priorities: list[int] = []  # sorted, largest first
         self.live = 0
 
     def push(self, task: TaskRecord, front: bool = False) -> None:
-        bucket = self._buckets.get(task.priority)
-        if bucket is None:
-            bucket = self._buckets[task.priority] = collections.deque()
+        """Queue a task behind its client's others, or ahead of everything of its priority with ``front``."""
+        level = self._levels.get(task.priority)
+        if level is None:
+            level = self._levels[task.priority] = _Level()
             self._priorities.append(task.priority)
             self._priorities.sort(reverse=True)
+        tasks = level.by_client.get(task.client)
+        if tasks is None:
+            tasks = level.by_client[task.client] = collections.deque()
+            if front:
+                level.turns.appendleft(task.client)
+            else:
+                level.turns.append(task.client)
+        elif front and level.turns[0] != task.client:
+            level.turns.remove(task.client)
+            level.turns.appendleft(task.client)
         if front:
-            bucket.appendleft(task)
+            tasks.appendleft(task)
         else:
-            bucket.append(task)
+            tasks.append(task)
         self.live += 1
 
-    def pop_many(self, count: int) -> list[TaskRecord]:
-        """Up to ``count`` tasks still QUEUED, highest priority first; each must then leave the QUEUED state.
+    def peek(self) -> TaskRecord | None:
+        """The task that would be popped next, or None."""
+        while self._priorities:
+            level = self._levels[self._priorities[0]]
+            while level.turns:
+                client = level.turns[0]
+                tasks = level.by_client[client]
+                while tasks and tasks[0].state is not TaskState.QUEUED:
+                    tasks.popleft()
+                if tasks:
+                    return tasks[0]
+                del level.by_client[client]
+                level.turns.popleft()
+            del self._levels[self._priorities[0]]
+            self._priorities.pop(0)
+        return None
 
-        ``live`` is lowered when a task leaves the QUEUED state, not here.
+    def pop_many(self, count: int, function_id: bytes) -> list[TaskRecord]:
+        """Up to ``count`` tasks still QUEUED, in turn, stopping at the first of another function.
+
+        Each must then leave the QUEUED state: ``live`` is lowered when a task leaves it, not here.
         """
         taken: list[TaskRecord] = []
         queued = TaskState.QUEUED
-        for priority in list(self._priorities):
-            bucket = self._buckets[priority]
-            while bucket and len(taken) < count:
-                task = bucket.popleft()
-                if task.state is queued:
-                    taken.append(task)
-            if not bucket:
-                del self._buckets[priority]
-                self._priorities.remove(priority)
-            if len(taken) >= count:
+        while len(taken) < count:
+            head = self.peek()
+            if head is None or head.wire[_FUNCTION_ID] != function_id:
                 break
+            level = self._levels[head.priority]
+            tasks = level.by_client[head.client]
+            if len(level.turns) == 1:  # one client: take a run of its tasks
+                while tasks and len(taken) < count:
+                    task = tasks[0]
+                    if task.state is queued:
+                        if task.wire[_FUNCTION_ID] != function_id:
+                            break
+                        taken.append(task)
+                    tasks.popleft()
+                continue
+            taken.append(tasks.popleft())
+            level.turns.rotate(-1)  # the next client's turn
         return taken
 
     def entries(self) -> list[TaskRecord]:
         """Every entry, stale ones included (for the invariant checks)."""
-        return [task for bucket in self._buckets.values() for task in bucket]
+        return [task for level in self._levels.values() for tasks in level.by_client.values() for task in tasks]
 
 
 @dataclasses.dataclass(slots=True)
@@ -181,6 +230,7 @@ class TaskManager:
         self._by_client: dict[int, dict[int, None]] = {}
         self._queue = TaskQueue()
         self._result_users: dict[int, int] = {}  # kept result's task id -> dependents not yet ended
+        self.durations = DurationEstimates()
         self.counters: collections.Counter[str] = collections.Counter()
 
     # ------------------------------------------------------------------ queries
@@ -254,11 +304,14 @@ class TaskManager:
     def on_worker_results(self, worker: WorkerRecord, fields: list[Any], frames: list[Any]) -> None:
         """Results from a worker: each ends its task, if the task is still assigned to that worker."""
         parsed = [parse_worker_result(item, frames) for item in fields]
-        for task_id, ending in parsed:
+        observe = self.durations.observe
+        for task_id, ending, run_seconds in parsed:
             task = self._tasks.get(task_id)
             if task is None or task.worker != worker.identity:
                 self.counters["stale_results"] += 1
                 continue
+            if run_seconds is not None:
+                observe(task.wire[_FUNCTION_ID], run_seconds)
             self._fire(task, TaskEvent.RESULT, ending)
 
     def on_tasks_returned(self, worker: WorkerRecord, fields: list[Any]) -> None:
@@ -319,33 +372,80 @@ class TaskManager:
 
     # ------------------------------------------------------------------ scheduling
 
-    def assign_ready_tasks(self) -> None:
-        """Hand queued tasks to workers with free slots, one TASK_ASSIGN message per worker."""
-        if self._queue.live <= 0:
-            return
-        for worker, count in self._workers.plan_assignments(self._queue.live):
-            tasks = self._queue.pop_many(count)
-            if tasks:
-                self._send_to_worker(worker, tasks)
+    def dispatch(self) -> None:
+        """Hand queued tasks to workers with room; then let workers left idle take waiting work from loaded ones."""
+        if self._queue.live > 0:
+            self._assign_ready_tasks()
+        idle = self._workers.take_idle()
+        if idle and self._queue.live <= 0:
+            for worker in idle:
+                self._steal_for(worker)
+
+    def _assign_ready_tasks(self) -> None:
+        """Hand queued tasks out in runs of one function, each run planned with that function's estimate."""
+        queue = self._queue
+        while queue.live > 0:
+            head = queue.peek()
+            if head is None:
+                break
+            function_id = head.wire[_FUNCTION_ID]
+            estimate = self.durations.of(function_id)
+            plan = self._workers.plan_assignments(estimate, queue.live)
+            if not plan:
+                break
+            tasks = queue.pop_many(sum(count for _, count in plan), function_id)
+            for worker, share in deal(plan, tasks):
+                self._send_to_worker(worker, share, estimate)
 
     def balance(self, trigger_times: int) -> None:
-        """When workers idle and nothing waits in the scheduler, take queued tasks back from busy ones."""
+        """The periodic pass: workers idle for ``trigger_times`` passes take waiting work from loaded ones.
+
+        It backs up the steal made when a worker goes idle (a withdrawal may have found its tasks started).
+        """
+        idle = self._workers.idle_for(trigger_times)
         if self._queue.live > 0:
             return
-        for identity, surplus in self._workers.plan_balance(trigger_times).items():
-            newest_first = [self._tasks[t] for t in reversed(self._workers.assigned_to(identity))]
-            chosen = [t for t in newest_first if t.state is TaskState.ASSIGNED][:surplus]
-            for task in chosen:
-                self._fire(task, TaskEvent.WITHDRAW)
+        for worker in idle:
+            self._steal_for(worker)
+
+    def _steal_for(self, thief: WorkerRecord) -> None:
+        """Ask the most loaded worker back for its newest waiting tasks, enough to level it with ``thief``.
+
+        Returned tasks go to the front of the queue, and the worker holding the least work (``thief``) gets
+        them first. A task already started stays where it is: the withdrawal cannot run it twice.
+        """
+        victim = self._workers.victim_for(thief)
+        if victim is None:
+            return
+        tasks = self._tasks
+        victim_seconds = victim.held_seconds
+        waiting: list[tuple[TaskRecord, float]] = []
+        for task_id, estimate in self._workers.waiting_newest_first(victim):
+            task = tasks[task_id]
+            if task.state is TaskState.ASSIGNED:
+                waiting.append((task, estimate))
+            else:  # already asked back (or cancelled): as good as gone from the victim
+                victim_seconds -= estimate
+        count = steal_count(victim_seconds, thief.held_seconds, [estimate for _, estimate in waiting])
+        for task, _ in waiting[:count]:
+            self._fire(task, TaskEvent.WITHDRAW)
+        if count:
+            self.counters["steals"] += 1
 
     # ------------------------------------------------------------------ the life cycle
 
     def _fire(
-        self, task: TaskRecord, event: TaskEvent, ending: Ending | None = None, worker: bytes | None = None
+        self,
+        task: TaskRecord,
+        event: TaskEvent,
+        ending: Ending | None = None,
+        worker: bytes | None = None,
+        estimate: float = 0.0,
     ) -> None:
         """Move ``task`` as the table says for ``event``, with the bookkeeping of leaving and entering each place.
 
-        ``ending`` says how it ends if the move ends it; ``worker`` names the worker that takes it on ASSIGN.
+        ``ending`` says how it ends if the move ends it; ``worker`` names the worker that takes it on ASSIGN,
+        and ``estimate`` its estimated run time there.
         """
         source = task.state
         row = _MOVES.get((source, event))
@@ -365,7 +465,7 @@ class TaskManager:
         elif enter == _TAKE_WORKER:
             assert worker is not None
             task.worker = worker
-            self._workers.assign(worker, task.task_id)
+            self._workers.assign(worker, task.task_id, estimate)
         elif enter == _QUEUE_BACK:
             self._queue.push(task)
         elif enter == _QUEUE_FRONT:  # a task that left a worker goes first: it is the oldest
@@ -495,7 +595,7 @@ class TaskManager:
         task.waiting_on = len(live)
         self._fire(task, TaskEvent.BLOCKED if live else TaskEvent.READY)
 
-    def _send_to_worker(self, worker: WorkerRecord, tasks: list[TaskRecord]) -> None:
+    def _send_to_worker(self, worker: WorkerRecord, tasks: list[TaskRecord], estimate: float) -> None:
         needed: dict[bytes, None] = {}
         for task in tasks:
             for object_id in task.object_ids:
@@ -518,7 +618,7 @@ class TaskManager:
         task_items: list[list[Any]] = []
         identity = worker.identity
         for task in tasks:
-            self._fire(task, TaskEvent.ASSIGN, worker=identity)
+            self._fire(task, TaskEvent.ASSIGN, worker=identity, estimate=estimate)
             if task.has_frames:
                 wire = list(task.wire)
                 wire[WorkerTaskField.ARGS] = [
@@ -601,6 +701,25 @@ class TaskManager:
         return breaches
 
 
+def deal(plan: list[tuple[WorkerRecord, int]], tasks: list[TaskRecord]) -> list[tuple[WorkerRecord, list[TaskRecord]]]:
+    """Deal ``tasks`` to the planned workers one at a time in turn (each up to its grant), as cards are dealt.
+
+    Dealt in turn, the first tasks of a map start on different workers instead of queueing on the first one.
+    """
+    if len(plan) == 1:
+        return [(plan[0][0], tasks)] if tasks else []
+    shares: list[list[TaskRecord]] = [[] for _ in plan]
+    left = [count for _, count in plan]
+    turn = 0
+    for task in tasks:
+        while left[turn] == 0:
+            turn = (turn + 1) % len(plan)
+        shares[turn].append(task)
+        left[turn] -= 1
+        turn = (turn + 1) % len(plan)
+    return [(plan[i][0], share) for i, share in enumerate(shares) if share]
+
+
 def as_task_id(value: Any, what: str) -> int:
     """Return ``value`` if it is a valid task id (a non-negative int of at most 63 bits)."""
     if type(value) is not int or not 0 <= value < _TASK_ID_LIMIT:
@@ -608,9 +727,13 @@ def as_task_id(value: Any, what: str) -> int:
     return value
 
 
-def parse_worker_result(item: Any, frames: list[Any]) -> tuple[int, Ending]:
-    """Check one TASK_RESULTS item from a worker as strictly as a client's message: (task id, ending)."""
-    as_list(item, "result", 4)
+def parse_worker_result(item: Any, frames: list[Any]) -> tuple[int, Ending, float | None]:
+    """Check one TASK_RESULTS item from a worker as strictly as a client's message.
+
+    Returns the task id, how it ends, and the seconds it ran if the worker measured them.
+    """
+    if type(item) is not list or len(item) not in (_RESULT_FIELDS, _RESULT_FIELDS + 1):
+        raise MalformedMessage(f"result must be a list of {_RESULT_FIELDS} or {_RESULT_FIELDS + 1} fields")
     task_id = as_task_id(item[ResultField.TASK_ID], "task id")
     status = as_int(item[ResultField.STATUS], "status")
     require(status in _STATUS_VALUES, "unknown task status")
@@ -623,7 +746,11 @@ def parse_worker_result(item: Any, frames: list[Any]) -> tuple[int, Ending]:
             type(profile) is list and len(profile) == 3 and all(type(v) in (int, float) for v in profile),
             "a profile is three numbers",
         )
-    return task_id, Ending(status, payload, profile)
+    run_seconds = None
+    if len(item) > _RESULT_FIELDS:
+        run_seconds = as_number(item[ResultField.RUN_SECONDS], "run seconds")
+        require(run_seconds >= 0.0, "run seconds must not be negative")
+    return task_id, Ending(status, payload, profile), run_seconds
 
 
 def _object_missing(task: TaskRecord, object_id: bytes) -> Ending:

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from scaler.protocol.checks import as_int, as_list, as_number, as_str
-from scaler.protocol.codec import encode
+from scaler.protocol.codec import MalformedMessage, encode
 from scaler.protocol.messages import MessageType
+from scaler.scheduler.dispatch_policy import HORIZON_SECONDS, level, room_for, worth_stealing
 from scaler.version import __version__
 
 logger = logging.getLogger(__name__)
 
 SendFunction = Callable[[bytes, list[Any]], None]
+
+# Loaded workers looked at when an idle worker looks for work to take.
+_VICTIMS_SAMPLED = 64
 
 
 @dataclasses.dataclass(slots=True)
@@ -28,21 +33,33 @@ class WorkerRecord:
     hostname: str
     per_worker_queue_size: int
     last_seen: float
-    # task ids, oldest first; True once the worker has handed the task to a processor. Written by WorkerManager only.
-    assigned: dict[int, bool] = dataclasses.field(default_factory=dict)
+    # Written by WorkerManager only: task id -> its estimated seconds, oldest first; the ids the worker has
+    # handed to a processor; those waiting on nested tasks (their cores are free); and the estimated seconds
+    # of the tasks held and not suspended.
+    assigned: dict[int, float] = dataclasses.field(default_factory=dict)
+    started: set[int] = dataclasses.field(default_factory=set)
+    suspended: set[int] = dataclasses.field(default_factory=set)
+    held_seconds: float = 0.0
     cpu_percent: float = 0.0
     rss_bytes: int = 0
     queued: int = 0
     processors: int = 0
     idle_passes: int = 0  # consecutive balance passes that saw this worker idle
 
-    @property
-    def free_slots(self) -> int:
-        return self.per_worker_queue_size - len(self.assigned)
-
     def assignments(self) -> list[tuple[int, bool]]:
         """(task id, started) of every task this worker holds, oldest first."""
-        return list(self.assigned.items())
+        started = self.started
+        return [(task_id, task_id in started) for task_id in self.assigned]
+
+    @property
+    def occupied(self) -> int:
+        """Tasks that hold a core or wait for one: those held, except the ones waiting on nested tasks."""
+        return len(self.assigned) - len(self.suspended)
+
+    @property
+    def has_waiting(self) -> bool:
+        """Whether it holds a task it has not started."""
+        return len(self.assigned) > len(self.started)
 
 
 class WorkerManager:
@@ -60,6 +77,10 @@ class WorkerManager:
         self._per_worker_queue_size = per_worker_queue_size
         self._on_worker_gone = on_worker_gone
         self._workers: dict[bytes, WorkerRecord] = {}
+        # Workers holding more than the horizon of work, some of it not started: where idle workers steal from.
+        self._loaded: dict[bytes, None] = {}
+        # Workers that connected or finished their last task since the dispatcher last looked.
+        self._became_idle: dict[bytes, None] = {}
 
     def __len__(self) -> int:
         return len(self._workers)
@@ -86,6 +107,7 @@ class WorkerManager:
             self.remove(identity, reason="reconnected")
         size = max(1, min(asked, self._per_worker_queue_size)) if asked > 0 else self._per_worker_queue_size
         self._workers[identity] = WorkerRecord(identity, name, pid, hostname, size, time.monotonic())
+        self._became_idle[identity] = None
         logger.info("worker %s (pid %d on %s) connected, queue of %d", name, pid, hostname, size)
         self._send(identity, encode(MessageType.WORKER_ACCEPT, [__version__]))
 
@@ -98,22 +120,72 @@ class WorkerManager:
 
     # ------------------------------------------------------------------ assignments (asked by the task manager)
 
-    def assign(self, identity: bytes, task_id: int) -> None:
-        """The connected worker ``identity`` now holds ``task_id`` (not yet started)."""
-        self._workers[identity].assigned[task_id] = False
+    def assign(self, identity: bytes, task_id: int, estimate: float) -> None:
+        """The connected worker ``identity`` now holds ``task_id`` (not yet started), estimated at ``estimate`` s."""
+        worker = self._workers[identity]
+        worker.assigned[task_id] = estimate
+        worker.held_seconds += estimate
+        if worker.held_seconds > HORIZON_SECONDS:
+            self._loaded[identity] = None
 
     def release(self, identity: bytes, task_id: int) -> None:
         """The worker no longer holds ``task_id``; nothing happens if it is gone or never held it."""
         worker = self._workers.get(identity)
-        if worker is not None:
-            worker.assigned.pop(task_id, None)
+        if worker is None:
+            return
+        estimate = worker.assigned.pop(task_id, None)
+        if estimate is None:
+            return
+        worker.started.discard(task_id)
+        if task_id in worker.suspended:
+            worker.suspended.discard(task_id)
+            estimate = 0.0  # not counted while suspended
+        if worker.assigned:
+            worker.held_seconds -= estimate
+            if identity in self._loaded:
+                self._review(worker)
+            if not worker.occupied:
+                self._became_idle[identity] = None
+        else:
+            worker.held_seconds = 0.0  # no rounding left behind
+            self._loaded.pop(identity, None)
+            self._became_idle[identity] = None
 
     def mark_started(self, worker: WorkerRecord, task_ids: list[Any]) -> None:
-        """The worker handed these tasks to a processor: they take the blame if it dies now."""
+        """The worker handed these tasks to a processor: they take the blame if it dies now, and stay there."""
         assigned = worker.assigned
+        started = worker.started
         for task_id in task_ids:
             if type(task_id) is int and task_id in assigned:
-                assigned[task_id] = True
+                started.add(task_id)
+        if worker.identity in self._loaded:
+            self._review(worker)
+
+    def set_suspended(self, worker: WorkerRecord, fields: list[Any]) -> None:
+        """TASK_SUSPENDED: a task waits on nested tasks and leaves its core free, or goes on running."""
+        as_list(fields, "TASK_SUSPENDED", 2)
+        task_id = as_int(fields[0], "task id")
+        suspended = fields[1]
+        if type(suspended) is not bool:
+            raise MalformedMessage("TASK_SUSPENDED says True or False")
+        estimate = worker.assigned.get(task_id)
+        if estimate is None or (task_id in worker.suspended) == suspended:
+            return  # ended meanwhile, or said twice
+        if suspended:
+            worker.suspended.add(task_id)
+            worker.held_seconds -= estimate
+        else:
+            worker.suspended.discard(task_id)
+            worker.held_seconds += estimate
+        self._review(worker)
+        if not worker.occupied:
+            self._became_idle[worker.identity] = None
+
+    def _review(self, worker: WorkerRecord) -> None:
+        if worker.held_seconds > HORIZON_SECONDS and worker.has_waiting:
+            self._loaded[worker.identity] = None
+        else:
+            self._loaded.pop(worker.identity, None)
 
     def holds(self, identity: bytes, task_id: int) -> bool:
         """Whether the connected worker ``identity`` holds ``task_id``."""
@@ -128,6 +200,72 @@ class WorkerManager:
     def total_assigned(self) -> int:
         """Tasks held by all workers together."""
         return sum(len(worker.assigned) for worker in self._workers.values())
+
+    def plan_assignments(self, estimate: float, n_tasks: int) -> list[tuple[WorkerRecord, int]]:
+        """Split up to ``n_tasks`` tasks of ``estimate`` seconds among workers with room, levelling their work.
+
+        The workers holding the least work get tasks first, so a burst spreads evenly, and a worker that
+        connected or went idle gets work at once. How much each may hold follows dispatch_policy.room_for.
+        """
+        if n_tasks <= 0:
+            return []
+        rooms: list[tuple[WorkerRecord, int]] = []
+        for worker in self._workers.values():
+            room = room_for(worker.occupied, worker.held_seconds, estimate, worker.per_worker_queue_size)
+            if room > 0:
+                rooms.append((worker, room))
+        if not rooms:
+            return []
+        if len(rooms) == 1:
+            worker, room = rooms[0]
+            return [(worker, min(n_tasks, room))]
+        if n_tasks == 1:  # the common case of a lone task: the worker holding the least work
+            return [(min(rooms, key=lambda pair: pair[0].held_seconds)[0], 1)]
+        rooms.sort(key=lambda pair: pair[0].held_seconds)
+        unit = max(estimate, 1e-6)
+        loads = [round(worker.held_seconds / unit) for worker, _ in rooms]
+        grant = level(loads, [load + room for load, (_, room) in zip(loads, rooms, strict=True)], n_tasks)
+        return [(rooms[i][0], grant[i]) for i in range(len(rooms)) if grant[i] > 0]
+
+    def take_idle(self) -> list[WorkerRecord]:
+        """Workers that connected or freed their last core since the last call and still have every core free."""
+        if not self._became_idle:
+            return []
+        workers = self._workers
+        idle = [workers[i] for i in self._became_idle if i in workers and not workers[i].occupied]
+        self._became_idle.clear()
+        return idle
+
+    def idle_for(self, trigger_times: int) -> list[WorkerRecord]:
+        """Workers seen holding nothing by ``trigger_times`` consecutive calls (the periodic balancing pass)."""
+        idle = []
+        for worker in self._workers.values():
+            worker.idle_passes = worker.idle_passes + 1 if not worker.occupied else 0
+            if worker.idle_passes >= trigger_times:
+                idle.append(worker)
+        return idle
+
+    def victim_for(self, thief: WorkerRecord) -> WorkerRecord | None:
+        """The loaded worker that holds the most work, if moving some of it to ``thief`` pays.
+
+        At most _VICTIMS_SAMPLED loaded workers are looked at, so the choice costs O(1) on any cluster.
+        """
+        best: WorkerRecord | None = None
+        for identity in itertools.islice(self._loaded, _VICTIMS_SAMPLED):
+            worker = self._workers[identity]
+            if worker is thief:
+                continue
+            if best is None or worker.held_seconds > best.held_seconds:
+                best = worker
+        if best is None or not worth_stealing(best.held_seconds, thief.held_seconds):
+            return None
+        return best
+
+    def waiting_newest_first(self, worker: WorkerRecord) -> list[tuple[int, float]]:
+        """(task id, estimate) of the tasks the worker holds and has not started, newest first."""
+        started = worker.started
+        newest_first = reversed(worker.assigned.items())
+        return [(task_id, estimate) for task_id, estimate in newest_first if task_id not in started]
 
     # ------------------------------------------------------------------ health
 
@@ -146,6 +284,8 @@ class WorkerManager:
         record = self._workers.pop(identity, None)
         if record is None:
             return
+        self._loaded.pop(identity, None)
+        self._became_idle.pop(identity, None)
         level = logging.INFO if reason == "disconnected" else logging.WARNING
         logger.log(level, "worker %s gone (%s) with %d assigned tasks", record.name, reason, len(record.assigned))
         self._on_worker_gone(record)
@@ -156,66 +296,21 @@ class WorkerManager:
         for record in [r for r in self._workers.values() if r.last_seen < limit]:
             self.remove(record.identity, reason=f"silent for more than {self._timeout_seconds:g} s")
 
-    def plan_assignments(self, n_tasks: int) -> list[tuple[WorkerRecord, int]]:
-        """Split up to ``n_tasks`` among workers with free slots, levelling their queue lengths.
-
-        Workers with the shortest queues get tasks first, so a burst spreads evenly instead of
-        filling one worker's queue while another waits.
-        """
-        candidates = [w for w in self._workers.values() if w.free_slots > 0]
-        if not candidates or n_tasks <= 0:
-            return []
-        if len(candidates) == 1:
-            worker = candidates[0]
-            return [(worker, min(n_tasks, worker.free_slots))]
-        if n_tasks == 1:  # the common case of a lone task: the first of the shortest queues
-            return [(min(candidates, key=lambda w: len(w.assigned)), 1)]
-        candidates.sort(key=lambda w: len(w.assigned))
-        loads = [len(w.assigned) for w in candidates]
-        caps = [w.per_worker_queue_size for w in candidates]
-        grant = [0] * len(candidates)
-        remaining = n_tasks
-        # Raise the lowest queues to the next level, step by step, until the tasks run out.
-        while remaining > 0:
-            active = [i for i in range(len(candidates)) if loads[i] + grant[i] < caps[i]]
-            if not active:
-                break
-            level = min(loads[i] + grant[i] for i in active)
-            lowest = [i for i in active if loads[i] + grant[i] == level]
-            higher = [loads[i] + grant[i] for i in active if loads[i] + grant[i] > level]
-            target = min([*higher, *(caps[i] for i in lowest)])
-            step = target - level
-            if step * len(lowest) > remaining:
-                step, extra = divmod(remaining, len(lowest))
-                for rank, i in enumerate(lowest):
-                    grant[i] += step + (1 if rank < extra else 0)
-                remaining = 0
-                break
-            for i in lowest:
-                grant[i] += step
-            remaining -= step * len(lowest)
-        return [(candidates[i], grant[i]) for i in range(len(candidates)) if grant[i] > 0]
-
-    def plan_balance(self, trigger_times: int) -> dict[bytes, int]:
-        """How many queued tasks to take back from each overloaded worker, when some workers idle.
-
-        A worker counts as idle after ``trigger_times`` consecutive passes with an empty queue.
-        """
-        workers = list(self._workers.values())
-        for worker in workers:
-            worker.idle_passes = worker.idle_passes + 1 if not worker.assigned else 0
-        idle = [w for w in workers if w.idle_passes >= trigger_times]
-        if not idle:
-            return {}
-        total = sum(len(w.assigned) for w in workers)
-        mean = total / len(workers)
-        plan: dict[bytes, int] = {}
-        for worker in workers:
-            # Keep the running task and the worker's fair share; take back the rest.
-            surplus = len(worker.assigned) - max(1, int(mean + 0.999))
-            if surplus > 0:
-                plan[worker.identity] = surplus
-        return plan
+    def check_invariants(self) -> list[str]:
+        """Every breach of the workers' books, as sentences."""
+        breaches: list[str] = []
+        for worker in self._workers.values():
+            if not worker.suspended <= worker.started <= worker.assigned.keys():
+                breaches.append(f"worker {worker.name} started or suspended tasks it does not hold")
+            total = sum(s for task_id, s in worker.assigned.items() if task_id not in worker.suspended)
+            if abs(total - worker.held_seconds) > 1e-6 * max(1.0, total):
+                breaches.append(f"worker {worker.name} holds {total} s of work but counts {worker.held_seconds} s")
+            loaded = worker.held_seconds > HORIZON_SECONDS and worker.has_waiting
+            if loaded != (worker.identity in self._loaded):
+                breaches.append(f"worker {worker.name} is {'not ' if not loaded else ''}loaded, the index disagrees")
+        if not self._loaded.keys() <= self._workers.keys():
+            breaches.append("workers that are gone are listed as loaded")
+        return breaches
 
     def describe(self) -> list[dict[str, Any]]:
         """Status lines for the monitor."""
@@ -225,6 +320,7 @@ class WorkerManager:
                 "hostname": w.hostname,
                 "pid": w.pid,
                 "assigned": len(w.assigned),
+                "held_seconds": w.held_seconds,
                 "queued": w.queued,
                 "processors": w.processors,
                 "cpu_percent": w.cpu_percent,

@@ -51,6 +51,7 @@ from scaler.worker.agent_instructions import (
     SendResults,
     SendTasksReturned,
     SendTasksStarted,
+    SendTaskSuspended,
     StartProcessor,
     StopAgent,
     TrimMemory,
@@ -88,6 +89,7 @@ class WorkerAgent:
         self._executors: dict[type, Callable[[Any], None]] = {
             SendConnect: self._send_connect,
             SendTasksStarted: self._send_tasks_started,
+            SendTaskSuspended: self._send_task_suspended,
             SendResults: self._send_results,
             SendTasksReturned: self._send_tasks_returned,
             StartProcessor: self._start_processor,
@@ -255,6 +257,9 @@ class WorkerAgent:
 
     def _send_tasks_started(self, instruction: SendTasksStarted) -> None:
         self._send_scheduler(encode(MessageType.TASKS_STARTED, instruction.task_ids))
+
+    def _send_task_suspended(self, instruction: SendTaskSuspended) -> None:
+        self._send_scheduler(encode(MessageType.TASK_SUSPENDED, [instruction.task_id, instruction.suspended]))
 
     def _send_results(self, instruction: SendResults) -> None:
         self._send_scheduler(encode(MessageType.TASK_RESULTS, instruction.items, instruction.frames))

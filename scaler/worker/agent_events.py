@@ -107,10 +107,9 @@ class ProcessorReady:
 
 @dataclasses.dataclass(slots=True)
 class ProcessorResults:
-    """PROCESSOR_RESULTS: results of tasks the processor ended, and the seconds it spent running them."""
+    """PROCESSOR_RESULTS: results of tasks the processor ended, each with the seconds it ran."""
 
     processor: int
-    busy_seconds: float
     items: list[ResultItem]
     frames: list[Payload]
 

@@ -23,6 +23,14 @@ class SendTasksStarted:
 
 
 @dataclasses.dataclass(slots=True)
+class SendTaskSuspended:
+    """Send TASK_SUSPENDED: a running task waits on nested tasks (its core is free for others), or goes on."""
+
+    task_id: int
+    suspended: bool
+
+
+@dataclasses.dataclass(slots=True)
 class SendResults:
     """Send TASK_RESULTS with these items; integer payload references name ``frames``."""
 
@@ -122,6 +130,7 @@ class StopAgent:
 Instruction = (
     SendConnect
     | SendTasksStarted
+    | SendTaskSuspended
     | SendResults
     | SendTasksReturned
     | StartProcessor

@@ -24,6 +24,7 @@ from typing import Any
 from scaler import defaults
 from scaler.protocol.codec import FrameWriter, Payload
 from scaler.protocol.messages import ArgumentKind, ResultField, TaskFlag, TaskStatus, WorkerTaskField
+from scaler.utility.durations import UNKNOWN_SECONDS, DurationEstimates
 from scaler.worker.agent_events import (
     NOTHING_RUNNING,
     AgentStarted,
@@ -57,6 +58,7 @@ from scaler.worker.agent_instructions import (
     SendResults,
     SendTasksReturned,
     SendTasksStarted,
+    SendTaskSuspended,
     StartProcessor,
     StopAgent,
     TrimMemory,
@@ -72,6 +74,7 @@ _FLAGS = int(WorkerTaskField.FLAGS)
 _ARGS = int(WorkerTaskField.ARGS)
 _SERIALIZER_ID = int(WorkerTaskField.SERIALIZER_ID)
 _RESULT_TASK_ID = int(ResultField.TASK_ID)
+_RUN_SECONDS = int(ResultField.RUN_SECONDS)
 _SUSPECT = int(TaskFlag.SUSPECT)
 _INLINE = int(ArgumentKind.INLINE)
 _OBJECT = int(ArgumentKind.OBJECT)
@@ -92,8 +95,8 @@ class AgentSettings:
     cancel_grace_seconds: float = 0.1
     # Seconds between telling the scheduler a suspect task starts and handing it to its processor.
     suspect_dispatch_delay_seconds: float = 0.002
-    # Starting estimate of a task's run time, which sizes the first batches.
-    initial_seconds_per_task: float = 0.001
+    # Estimate of a function's run time until its first task ends: long, so its first tasks go one at a time.
+    unknown_seconds_per_task: float = UNKNOWN_SECONDS
 
     @classmethod
     def from_config(cls, config: WorkerConfig) -> AgentSettings:
@@ -119,7 +122,7 @@ class AgentMachine:
         self._objects: dict[bytes, Payload] = {}
         self._processors: dict[int, ProcessorState] = {}  # in start order: the first free one is fed
         self._cancel_deadlines: dict[int, float] = {}  # in-flight task id -> when its processor is stopped
-        self._seconds_per_task = self.settings.initial_seconds_per_task
+        self._durations = DurationEstimates(self.settings.unknown_seconds_per_task)
         self._last_processor = 0
         self._accepted = False  # WORKER_ACCEPT received for the latest WORKER_CONNECT
         self._started = False
@@ -166,9 +169,9 @@ class AgentMachine:
     def queued_task_ids(self) -> list[int]:
         return self._queue.task_ids()
 
-    @property
-    def seconds_per_task(self) -> float:
-        return self._seconds_per_task
+    def seconds_per_task(self, function_id: bytes) -> float:
+        """The estimated run time of a task of ``function_id``, from the tasks of it that ended here."""
+        return self._durations.of(function_id)
 
     def cancel_deadline(self, task_id: int) -> float | None:
         """When the processor holding a cancelled task is stopped if the task has not ended."""
@@ -312,16 +315,20 @@ class AgentMachine:
         processor = self._processors.get(event.processor)
         if processor is None:  # killed: its tasks were settled then
             return
-        items = event.items
         in_flight = processor.in_flight
-        forward = [item for item in items if in_flight.pop(item[_RESULT_TASK_ID], None) is not None]
+        observe = self._durations.observe
+        forward: list[ResultItem] = []
+        for item in event.items:
+            task = in_flight.pop(item[_RESULT_TASK_ID], None)
+            if task is None:
+                continue
+            forward.append(item)
+            if len(item) > _RUN_SECONDS:
+                observe(task[_FUNCTION_ID], item[_RUN_SECONDS])
         deadlines = self._cancel_deadlines
         if deadlines:
             for item in forward:
                 deadlines.pop(item[_RESULT_TASK_ID], None)
-        if items:
-            sample = event.busy_seconds / len(items)
-            self._seconds_per_task = 0.8 * self._seconds_per_task + 0.2 * sample
         if forward:
             self._out.append(SendResults(forward, event.frames))
         self._retire_idle_processors()
@@ -332,7 +339,9 @@ class AgentMachine:
         processor = self._processors.get(event.processor)
         if processor is None:
             return
-        processor.suspended = True
+        processor.suspended = event.task_id
+        if event.task_id in processor.in_flight:  # its core is free while it waits: the scheduler may send more
+            self._out.append(SendTaskSuspended(event.task_id, True))
         waiting = [task_id for task_id in processor.in_flight if task_id != event.task_id]
         if waiting:
             self._out.append(DropOnProcessor(processor.number, waiting))
@@ -350,8 +359,10 @@ class AgentMachine:
 
     def _on_processor_resumed(self, event: ProcessorResumed) -> None:
         processor = self._processors.get(event.processor)
-        if processor is not None:
-            processor.suspended = False
+        if processor is not None and processor.suspended is not None:
+            if processor.suspended in processor.in_flight:
+                self._out.append(SendTaskSuspended(processor.suspended, False))
+            processor.suspended = None
 
     def _on_processor_exited(self, event: ProcessorExited) -> None:
         processor = self._processors.get(event.processor)
@@ -403,8 +414,18 @@ class AgentMachine:
 
     # ------------------------------------------------------------------ batching
 
+    def _batch_size(self, function_id: bytes) -> int:
+        """Tasks of ``function_id`` handed to a processor at once: a few milliseconds of work, at least one."""
+        settings = self.settings
+        limit = int(settings.prefetch_milliseconds / 1000 / max(self._durations.of(function_id), 1e-6))
+        return max(1, min(limit, settings.prefetch_max))
+
     def _feed(self) -> None:
-        """Top up the processor that takes tasks with a batch worth a few milliseconds of work."""
+        """Top up the processor that takes tasks with a batch worth a few milliseconds of work.
+
+        A task that takes longer than that goes alone, so it never waits inside a processor where the
+        scheduler cannot take it back for an idle worker.
+        """
         queue = self._queue
         if not queue:
             return
@@ -413,8 +434,11 @@ class AgentMachine:
             return
         in_flight = processor.in_flight
         settings = self.settings
-        limit = int(settings.prefetch_milliseconds / 1000 / max(self._seconds_per_task, 1e-6))
-        room = max(2, min(limit, settings.prefetch_max)) - len(in_flight)
+        head = queue.peek()
+        assert head is not None
+        if in_flight and self._batch_size(next(iter(in_flight.values()))[_FUNCTION_ID]) == 1:
+            return  # nothing joins a long task: what waits stays here, where the scheduler can take it back
+        room = self._batch_size(head[_FUNCTION_ID]) - len(in_flight)
         if room <= 0:
             return
         processor.suspect = 0  # any earlier suspect has ended (its id may come back as an ordinary task)
@@ -427,6 +451,9 @@ class AgentMachine:
         while room > 0:
             task = queue.pop()
             if task is None:
+                break
+            if task[_FUNCTION_ID] != head[_FUNCTION_ID] and self._batch_size(task[_FUNCTION_ID]) == 1:
+                queue.push(task, front=True)  # a long task does not join a batch: it goes alone next time
                 break
             if task[_FLAGS] & _SUSPECT:
                 # Once ran when a worker died: it runs on an otherwise idle processor, so only it takes the blame.
@@ -516,5 +543,3 @@ class AgentMachine:
                 yield f"a cancel deadline for task {task_id:#x}, which no processor has in flight"
         if self._started and not any(p.takes_tasks or p.starting for p in self._processors.values()):
             yield f"no processor takes tasks or is starting: {list(self._processors.values())}"
-        if self._seconds_per_task < 0:
-            yield "negative seconds per task"

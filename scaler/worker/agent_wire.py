@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scaler.protocol.checks import as_int, as_list, as_number, resolve_object_items
+from scaler.protocol.checks import as_int, as_list, resolve_object_items
 from scaler.protocol.codec import MalformedMessage, resolve
 from scaler.protocol.messages import ArgumentField, ArgumentKind, AssignField, ProcessorResultsField, WorkerTaskField
 from scaler.worker.agent_events import (
@@ -28,7 +28,6 @@ _ASSIGN_FIELDS = len(AssignField)
 _OBJECTS = int(AssignField.OBJECTS)
 _TASKS = int(AssignField.TASKS)
 _RESULTS_FIELDS = len(ProcessorResultsField)
-_BUSY_SECONDS = int(ProcessorResultsField.BUSY_SECONDS)
 _ITEMS = int(ProcessorResultsField.ITEMS)
 _INLINE = int(ArgumentKind.INLINE)
 
@@ -72,10 +71,9 @@ def parse_object_delete(fields: list[Any], frames: list[Any]) -> ObjectsDeleted:
 def parse_processor_results(processor: int, fields: list[Any], frames: list[Any]) -> ProcessorResults:
     """PROCESSOR_RESULTS from processor number ``processor``."""
     as_list(fields, "PROCESSOR_RESULTS", _RESULTS_FIELDS)
-    busy_seconds = as_number(fields[_BUSY_SECONDS], "busy seconds")
     # Items are not checked one by one: they come from this agent's own processor, on the hot path.
     items = as_list(fields[_ITEMS], "results")
-    return ProcessorResults(processor, busy_seconds, items, frames)
+    return ProcessorResults(processor, items, frames)
 
 
 def parse_processor_suspended(processor: int, fields: list[Any]) -> ProcessorSuspended:

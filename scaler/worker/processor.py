@@ -106,7 +106,6 @@ class Processor:
         self._pending: collections.deque[list[Any]] = collections.deque()
         self._results: list[list[Any]] = []
         self._writer = FrameWriter()
-        self._busy_seconds = 0.0
         self._last_flush = time.monotonic()
         self._flush_seconds = result_flush_seconds
         self._gc_interval = garbage_collect_interval_seconds
@@ -173,11 +172,10 @@ class Processor:
 
     def _flush(self) -> None:
         if self._results:
-            message = encode(MessageType.PROCESSOR_RESULTS, [self._busy_seconds, self._results], self._writer.frames)
+            message = encode(MessageType.PROCESSOR_RESULTS, [self._results], self._writer.frames)
             self._socket.send(message)
             self._results = []
             self._writer = FrameWriter()
-            self._busy_seconds = 0.0
         self._last_flush = time.monotonic()
 
     # ------------------------------------------------------------------ running
@@ -201,9 +199,8 @@ class Processor:
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
             profile = [end - start, time.process_time() - cpu_start, peak]
-        self._busy_seconds += end - start
         ref = None if payload is None else self._writer.add(payload)
-        self._results.append([task_id, status, ref, profile])
+        self._results.append([task_id, status, ref, profile, end - start])
         if end - start > self._flush_seconds:
             self._flush()
 

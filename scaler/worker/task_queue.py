@@ -43,6 +43,19 @@ class AgentTaskQueue:
         """Take a task out by id; it is skipped when its turn comes."""
         return self._live.pop(task_id, None)
 
+    def peek(self) -> list[Any] | None:
+        """The task ``pop`` would return, left in place."""
+        while self._priorities:
+            bucket = self._buckets[self._priorities[0]]
+            while bucket:
+                task = bucket[0]
+                if self._live.get(task[_TASK_ID]) is task:
+                    return task
+                bucket.popleft()  # stale: removed, or pushed again elsewhere
+            del self._buckets[self._priorities[0]]
+            self._priorities.pop(0)
+        return None
+
     def pop(self) -> list[Any] | None:
         """The next task to run, or None."""
         while self._priorities:
