@@ -51,6 +51,7 @@ from scaler.worker.agent_instructions import (
     SendResults,
     SendTasksReturned,
     SendTasksStarted,
+    SendTaskSuspended,
     StartProcessor,
     TrimMemory,
 )
@@ -72,6 +73,7 @@ class Assignment:
 
     cancelled: bool = False  # a cancel was sent: it must end with a result, not be returned
     cancelled_at: float = 0.0  # when the latest cancel was sent
+    started: bool = False  # announced in a TASKS_STARTED notice
 
 
 @dataclasses.dataclass
@@ -170,6 +172,8 @@ class AgentModel(RuleBasedStateMachine):
             elif isinstance(instruction, SendTasksStarted):
                 assert all(t in self.open for t in instruction.task_ids), instruction
                 announced.update(instruction.task_ids)
+                for task_id in instruction.task_ids:
+                    self.open[task_id].started = True
             elif isinstance(instruction, RunBatch):
                 self.run_batch(instruction, announced)
             elif isinstance(instruction, SendTasksReturned):
@@ -197,6 +201,9 @@ class AgentModel(RuleBasedStateMachine):
                 processor.inbox.append(("shutdown", []))
             elif isinstance(instruction, SendConnect):
                 self.accepted = False
+            elif isinstance(instruction, SendTaskSuspended):
+                # Only of a task held and handed to a processor, so the scheduler knows it started here.
+                assert instruction.task_id in self.open and self.open[instruction.task_id].started, instruction
             else:
                 assert isinstance(instruction, (TrimMemory, LogWarning)), instruction
         assert not acks, f"cancels of tasks not held went unanswered: {acks}"
