@@ -18,7 +18,7 @@ SCHEDULER_OBJECT_RETENTION_SECONDS = 3600
 SCHEDULER_LOAD_BALANCE_SECONDS = 1.0
 # Number of consecutive passes seeing the same imbalance before tasks are moved.
 SCHEDULER_LOAD_BALANCE_TRIGGER_TIMES = 2
-# Largest number of tasks the scheduler assigns to one worker at once (its bounded queue).
+# Largest number of tasks one worker holds (reached by tiny tasks only: see docs/scheduling.md).
 SCHEDULER_PER_WORKER_QUEUE_SIZE = 1000
 # Largest number of tasks waiting in the scheduler for a worker; -1 means no limit.
 SCHEDULER_MAX_NUMBER_OF_TASKS_WAITING = -1
