@@ -1,8 +1,9 @@
-"""Benchmark cases (a)-(j): what each one runs and which figures it reports.
+"""Benchmark cases (a)-(o): what each one runs and which figures it reports.
 
 Every case function takes a prepared but not started :class:`~benchmarks.engines.base.Engine` and the
 :class:`~benchmarks.sizes.Sizes` in force, starts and stops the engine itself, and returns a
-:class:`CaseOutput`. They run inside the fresh subprocess started by :mod:`benchmarks.run`.
+:class:`CaseOutput`. They run inside the fresh subprocess started by :mod:`benchmarks.run`. Cases (k)-(o), on long
+and uneven tasks, live in :mod:`benchmarks.uneven`, imported when one of them runs (it imports this module).
 """
 
 from __future__ import annotations
@@ -310,7 +311,43 @@ def case_simulated(engine: Engine, sizes: Sizes) -> CaseOutput:
     return CaseOutput(metrics, {"tasks": sizes.sim_tasks})
 
 
+def case_uneven_sleeps(engine: Engine, sizes: Sizes) -> CaseOutput:
+    """(k) Few uneven sleeps on 3 workers, warm and cold: makespan / ideal (see :mod:`benchmarks.uneven`)."""
+    from benchmarks import uneven
+
+    return uneven.case_uneven_sleeps(engine, sizes)
+
+
+def case_lognormal(engine: Engine, sizes: Sizes) -> CaseOutput:
+    """(l) One map of log-normal sleeps: makespan / ideal and efficiency (see :mod:`benchmarks.uneven`)."""
+    from benchmarks import uneven
+
+    return uneven.case_lognormal(engine, sizes)
+
+
+def case_late_joiner(engine: Engine, sizes: Sizes) -> CaseOutput:
+    """(m) A worker joins during a map: makespan / ideal and the joiner's share (see :mod:`benchmarks.uneven`)."""
+    from benchmarks import uneven
+
+    return uneven.case_late_joiner(engine, sizes)
+
+
+def case_slowed_worker(engine: Engine, sizes: Sizes) -> CaseOutput:
+    """(n) A worker is stopped for 2 s during a map: makespan / ideal (see :mod:`benchmarks.uneven`)."""
+    from benchmarks import uneven
+
+    return uneven.case_slowed_worker(engine, sizes)
+
+
+def case_two_clients(engine: Engine, sizes: Sizes) -> CaseOutput:
+    """(o) A second client's small job behind a first client's long map (see :mod:`benchmarks.uneven`)."""
+    from benchmarks import uneven
+
+    return uneven.case_two_clients(engine, sizes)
+
+
 TASKS_PER_S = "tasks/s"
+MAKESPAN = "makespan / ideal"
 
 CASES: dict[str, Case] = {
     c.key: c
@@ -371,11 +408,56 @@ CASES: dict[str, Case] = {
         Case(
             "j",
             "simulated workers dispatch rate",
-            tuple(
-                Metric(f"rate_{n}", f"{n} simulated workers", TASKS_PER_S, True) for n in (1, 10, 100, 1000)
-            ),
+            tuple(Metric(f"rate_{n}", f"{n} simulated workers", TASKS_PER_S, True) for n in (1, 10, 100, 1000)),
             case_simulated,
             engines=frozenset({"scaler"}),
+        ),
+        Case(
+            "k",
+            "uneven sleeps on 3 workers",
+            (
+                Metric("k_warm_4_1", f"warm, 3×4 + 3×1 units: {MAKESPAN}", "ratio", False),
+                Metric("k_warm_2_half", f"warm, 3×2 + 9×0.5 units: {MAKESPAN}", "ratio", False),
+                Metric("k_cold_4_1", f"cold start, 3×4 + 3×1 units: {MAKESPAN}", "ratio", False),
+            ),
+            case_uneven_sleeps,
+        ),
+        Case(
+            "l",
+            "log-normal task durations",
+            (
+                Metric("makespan_ratio", MAKESPAN, "ratio", False),
+                Metric("efficiency", "efficiency (ideal / makespan)", "ratio", True),
+            ),
+            case_lognormal,
+        ),
+        Case(
+            "m",
+            "a worker joins during a map",
+            (
+                Metric("makespan_ratio", f"{MAKESPAN} given the join", "ratio", False),
+                Metric("joiner_share", "joiner's tasks / its fair share", "ratio", True),
+            ),
+            case_late_joiner,
+            engines=frozenset({"scaler", "dask"}),
+        ),
+        Case(
+            "n",
+            "a worker stopped for 2 s during a map",
+            (
+                Metric("makespan_ratio", MAKESPAN, "ratio", False),
+                Metric("stopped_share", "share of tasks run by the stopped worker", "ratio", False),
+            ),
+            case_slowed_worker,
+        ),
+        Case(
+            "o",
+            "two clients, one small job",
+            (
+                Metric("second_client_s", "second client: submit to last result", "s", False),
+                Metric("first_makespan_ratio", f"first client: {MAKESPAN}", "ratio", False),
+            ),
+            case_two_clients,
         ),
     )
 }
@@ -396,5 +478,11 @@ def describe(case: Case, sizes: Sizes) -> str:
         "i": f"{s.big_map_tasks:,}-task map in chunks of {s.big_map_chunk:,}"
         f" (checkpoint at {s.rss_checkpoint_tasks:,})",
         "j": f"dispatch with {', '.join(map(str, s.sim_workers))} simulated workers",
+        "k": f"sleeps on 3 workers, 1 unit = {s.uneven_scale:g} s",
+        "l": f"{s.lognormal_tasks:,} log-normal sleeps (median 5 ms, sigma 1.5)",
+        "m": f"{s.joiner_tasks} sleeps of {s.joiner_task_s:g} s; a 3rd worker joins at 1/3",
+        "n": f"{s.slowed_tasks} sleeps of {s.slowed_task_s * 1000:g} ms; one worker stopped 2 s",
+        "o": f"client A maps {s.two_client_tasks:,} sleeps of {s.two_client_task_s * 1000:g} ms;"
+        " client B then runs 10 no-ops",
     }
     return text.get(case.key, case.title)

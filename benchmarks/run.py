@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--cases",
         type=lambda v: _csv(v, CASES, "case"),
         default=list(CASES),
-        help="comma-separated case keys (default: all, a-j)",
+        help="comma-separated case keys (default: all, a-o)",
     )
     parser.add_argument(
         "--engines",

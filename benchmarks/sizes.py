@@ -27,6 +27,14 @@ class Sizes:
     rss_checkpoint_tasks: int = 10_000  # (i) scheduler RSS is sampled once this many tasks are done
     sim_tasks: int = 100_000  # (j)
     sim_workers: tuple[int, ...] = (1, 10, 100, 1000)  # (j)
+    uneven_scale: float = 1.0  # (k) every sleep duration is multiplied by this
+    lognormal_tasks: int = 2_000  # (l)
+    joiner_tasks: int = 60  # (m)
+    joiner_task_s: float = 0.25  # (m)
+    slowed_tasks: int = 300  # (n)
+    slowed_task_s: float = 0.020  # (n)
+    two_client_tasks: int = 2_000  # (o) tasks of the first client
+    two_client_task_s: float = 0.010  # (o)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the sizes as a JSON-serialisable dict."""
@@ -53,6 +61,12 @@ QUICK = Sizes(
     big_map_chunk=1_000,
     rss_checkpoint_tasks=2_000,
     sim_tasks=2_000,
+    uneven_scale=0.1,
+    lognormal_tasks=200,
+    joiner_tasks=30,
+    joiner_task_s=0.1,
+    slowed_tasks=100,
+    two_client_tasks=400,
 )
 
 PROFILES: dict[str, Sizes] = {"full": FULL, "short": SHORT, "quick": QUICK}

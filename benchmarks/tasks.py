@@ -6,6 +6,7 @@ the worker processes import the very same code.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -42,3 +43,15 @@ def value(x: Any) -> Any:
 def add(a: int, b: int) -> int:
     """Add two numbers; the inner nodes of the layered graph."""
     return a + b
+
+
+def sleep_for(seconds: float, tag: Any) -> Any:
+    """Sleep for ``seconds`` and return ``tag`` (lets a case check that every task of a map came back)."""
+    time.sleep(seconds)
+    return tag
+
+
+def sleep_report_pid(seconds: float, tag: Any) -> tuple[Any, int]:
+    """Sleep for ``seconds`` and return ``(tag, pid)``: which process ran the task."""
+    time.sleep(seconds)
+    return tag, os.getpid()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import functools
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from benchmarks.engines.base import Engine
@@ -39,6 +42,37 @@ class DaskEngine(Engine):
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
+
+    @property
+    def address(self) -> str:
+        """The scheduler's address (``cluster.scheduler_address``)."""
+        assert self._cluster is not None, "engine not started"
+        return str(self._cluster.scheduler_address)
+
+    def worker_command(self) -> list[str]:
+        """Command line starting one more single-threaded worker process for this scheduler."""
+        return [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_worker",
+            self.address,
+            "--nworkers",
+            "1",
+            "--nthreads",
+            "1",
+            "--no-dashboard",
+        ]
+
+    @contextlib.contextmanager
+    def second_client(self) -> Iterator[Callable[..., Any]]:
+        """Connect another ``distributed.Client`` to the same scheduler; yield its ``submit``; close it after."""
+        import distributed
+
+        client = distributed.Client(self.address)
+        try:
+            yield functools.partial(client.submit, pure=False)
+        finally:
+            client.close()
 
     @property
     def client(self) -> Any:

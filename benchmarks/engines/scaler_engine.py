@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from benchmarks.engines.base import Engine
@@ -53,6 +54,27 @@ class ScalerEngine(Engine):
         if callable(pid):
             pid = pid()
         return pid if isinstance(pid, int) else None
+
+    @property
+    def address(self) -> str:
+        """The scheduler's address (``combo.get_address()``)."""
+        assert self._combo is not None, "engine not started"
+        return str(self._combo.get_address())
+
+    def worker_command(self) -> list[str]:
+        """Command line starting one more worker for this scheduler, in a new process."""
+        return [sys.executable, "-m", "scaler.cli.worker", self.address, "-n", "1"]
+
+    @contextlib.contextmanager
+    def second_client(self) -> Iterator[Callable[..., Any]]:
+        """Connect another ``scaler.Client`` to the same scheduler; yield its ``submit``; disconnect it after."""
+        from scaler import Client
+
+        client = Client(self.address)
+        try:
+            yield client.submit
+        finally:
+            client.disconnect()
 
     @property
     def client(self) -> Any:
