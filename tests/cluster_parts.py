@@ -28,9 +28,7 @@ class Cluster:
         self.monitor_address = default_monitor_address(self.address)
         self._worker_options = {"heartbeat_interval_seconds": FAST_HEARTBEAT_SECONDS, **(worker_options or {})}
         config = SchedulerConfig(
-            address=self.address,
-            monitor_address=self.monitor_address,
-            status_interval_seconds=0.2,
+            address=self.address, monitor_address=self.monitor_address, status_interval_seconds=0.2,
             **scheduler_options,
         )
         self.scheduler = process_context().Process(target=run_scheduler, args=(config,), name="test-scheduler")

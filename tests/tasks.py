@@ -74,7 +74,7 @@ class TaggingSerializer:
         payload = bytes(payload)
         if not payload.startswith(self.TAG):
             raise ValueError("payload without the tag")
-        return cloudpickle.loads(payload[len(self.TAG) :])
+        return cloudpickle.loads(payload[len(self.TAG):])
 
 
 def receives_tagged_bytes(value):

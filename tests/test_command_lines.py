@@ -76,75 +76,27 @@ def test_worker_accepts_every_option_of_the_original_command_line() -> None:
     )
     text = result.stdout.decode()
     for option in [
-        "--num-of-workers",
-        "-n",
-        "--worker-names",
-        "-wn",
-        "--heartbeat-interval",
-        "-hi",
-        "--task-timeout-seconds",
-        "-tts",
-        "--death-timeout-seconds",
-        "-ds",
-        "--garbage-collect-interval-seconds",
-        "-gc",
-        "--trim-memory-threshold-bytes",
-        "-tm",
-        "--event-loop",
-        "-el",
-        "--io-threads",
-        "-it",
-        "--hard-processor-suspend",
-        "-hps",
-        "--log-hub-address",
-        "-la",
-        "--logging-paths",
-        "-lp",
-        "--logging-level",
-        "-ll",
-        "--logging-config-file",
-        "-lc",
+        "--num-of-workers", "-n", "--worker-names", "-wn", "--heartbeat-interval", "-hi", "--task-timeout-seconds",
+        "-tts", "--death-timeout-seconds", "-ds", "--garbage-collect-interval-seconds", "-gc",
+        "--trim-memory-threshold-bytes", "-tm", "--event-loop", "-el", "--io-threads", "-it",
+        "--hard-processor-suspend", "-hps", "--log-hub-address", "-la", "--logging-paths", "-lp", "--logging-level",
+        "-ll", "--logging-config-file", "-lc",
     ]:
         assert option in text, option
 
 
 def test_scheduler_accepts_every_option_of_the_original_command_line() -> None:
     result = subprocess.run(
-        [str(BIN / "scaler_scheduler"), "--help"],
-        capture_output=True,
-        timeout=60,
+        [str(BIN / "scaler_scheduler"), "--help"], capture_output=True, timeout=60,
         env={**os.environ, "COLUMNS": "200"},
     )
     text = result.stdout.decode()
     for option in [
-        "--client-timeout-seconds",
-        "-ct",
-        "--worker-timeout-seconds",
-        "-wt",
-        "--object-retention-seconds",
-        "-ot",
-        "--load-balance-seconds",
-        "-ls",
-        "--load-balance-trigger-times",
-        "-lbt",
-        "--per-worker-queue-size",
-        "-qs",
-        "--max-number-of-tasks-waiting",
-        "-mt",
-        "--io-threads",
-        "--event-loop",
-        "-e",
-        "--protected",
-        "-p",
-        "--unprotected",
-        "--monitor-address",
-        "-ma",
-        "--logging-paths",
-        "-lp",
-        "--logging-level",
-        "-ll",
-        "--logging-config-file",
-        "-lc",
+        "--client-timeout-seconds", "-ct", "--worker-timeout-seconds", "-wt", "--object-retention-seconds", "-ot",
+        "--load-balance-seconds", "-ls", "--load-balance-trigger-times", "-lbt", "--per-worker-queue-size", "-qs",
+        "--max-number-of-tasks-waiting", "-mt", "--io-threads", "--event-loop", "-e", "--protected", "-p",
+        "--unprotected", "--monitor-address", "-ma", "--logging-paths", "-lp", "--logging-level", "-ll",
+        "--logging-config-file", "-lc",
     ]:
         assert option in text, option
 
@@ -167,17 +119,8 @@ def test_options_without_effect_are_accepted_with_a_warning_and_the_commands_ser
         str(BIN / "scaler_scheduler"), address, "-ot", "5", "--logging-paths", "/dev/stderr", "-ll", "WARNING"
     )
     workers = _start(
-        str(BIN / "scaler_worker"),
-        "-n",
-        "1",
-        address,
-        "--hard-processor-suspend",
-        "-la",
-        "tcp://127.0.0.1:1",
-        "-lp",
-        "/dev/stderr",
-        "-ll",
-        "WARNING",
+        str(BIN / "scaler_worker"), "-n", "1", address, "--hard-processor-suspend", "-la", "tcp://127.0.0.1:1",
+        "-lp", "/dev/stderr", "-ll", "WARNING",
     )
     try:
         with Client(address, timeout_seconds=30) as client:

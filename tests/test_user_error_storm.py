@@ -242,8 +242,7 @@ def test_a_storm_of_user_errors_fails_each_the_right_way_and_leaves_the_cluster_
             assert wait_until(lambda: len(status.latest()["workers"]) == 3, timeout_seconds=10)
             doomed = subprocess.Popen(
                 [sys.executable, "-c", _DOOMED_CLIENT, address],
-                stdout=subprocess.PIPE,
-                env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
+                stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
             )
             pool = concurrent.futures.ThreadPoolExecutor(max_workers=len(STORM), thread_name_prefix="storm")
             storm: dict[concurrent.futures.Future[None], str] = {}

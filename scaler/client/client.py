@@ -287,7 +287,9 @@ class Client:
                 pass
         return function_id
 
-    def _check_arguments(self, fn: Callable[..., Any], argument_tuples: list[Any], kwargs: dict[str, Any]) -> None:
+    def _check_arguments(
+        self, fn: Callable[..., Any], argument_tuples: list[Any], kwargs: dict[str, Any]
+    ) -> None:
         """Raise TypeError if one of the calls ``fn(*arguments, **kwargs)`` cannot bind to ``fn``'s signature."""
         try:
             shape = self._call_shapes[fn]

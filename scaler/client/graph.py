@@ -68,11 +68,9 @@ def cull_and_order(graph: dict[Hashable, Any], keys: Iterable[Hashable]) -> list
             state[key] = 1
             stack.append((key, True))
             value = graph[key]
-            children = (
-                dependencies_of(graph, value)
-                if is_task(value)
-                else [d for d in dependencies_of(graph, value) if d != key]
-            )
+            children = dependencies_of(graph, value) if is_task(value) else [
+                d for d in dependencies_of(graph, value) if d != key
+            ]
             for child in children:
                 if state.get(child) == 1:
                     raise GraphCycleError(f"the graph has a cycle: {key!r} depends on {child!r}")

@@ -60,8 +60,8 @@ class Cluster(ServiceProcess):
         names = list(worker_names) if worker_names else []
         if names and num_of_workers is not None and num_of_workers != len(names):
             raise ValueError(f"{len(names)} worker names given for {num_of_workers} workers")
-        self.num_of_workers = (
-            len(names) if names else (num_of_workers if num_of_workers is not None else default_number_of_workers())
+        self.num_of_workers = len(names) if names else (
+            num_of_workers if num_of_workers is not None else default_number_of_workers()
         )
         if self.num_of_workers < 0:
             raise ValueError(f"a cluster cannot have {self.num_of_workers} workers")

@@ -17,7 +17,9 @@ from scaler.scheduler.scheduler import Scheduler
 logger = logging.getLogger(__name__)
 
 
-async def serve(config: SchedulerConfig, context: zmq.Context, on_listening: Callable[[], None] | None = None) -> None:
+async def serve(
+    config: SchedulerConfig, context: zmq.Context, on_listening: Callable[[], None] | None = None
+) -> None:
     """Serve as a scheduler until SIGINT or SIGTERM, or until a client shuts the cluster down.
 
     ``on_listening`` is called once the scheduler's sockets are bound.
