@@ -7,6 +7,7 @@ Nothing here is timed: each test checks where tasks ran and what the scheduler r
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from scaler import Client
 from scaler.protocol.ids import client_number_of_task, task_id_base
 from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag
-from scaler.scheduler.dispatch_policy import LONG_TASK_SECONDS
+from scaler.scheduler.dispatch_policy import LONG_TASK_SECONDS, TURN_SECONDS
 from tests import tasks
 from tests.cluster_parts import Cluster, StatusReader
 from tests.helpers import wait_until
@@ -98,7 +99,7 @@ def submit_items(client: Any, first: int, count: int) -> list[list[Any]]:
 
 
 def test_clients_of_equal_priority_take_turns_in_the_scheduler_queue() -> None:
-    wiring = Wiring(queue_size=1)
+    wiring = Wiring(queue_size=1, function_seconds=TURN_SECONDS)  # one task makes a turn
     large = wiring.connect_client(b"large")
     small = wiring.connect_client(b"small")
     wiring.deliver(b"large", MessageType.TASK_SUBMIT, submit_items(large, 1, 100))
@@ -109,9 +110,27 @@ def test_clients_of_equal_priority_take_turns_in_the_scheduler_queue() -> None:
         (assignment,) = wiring.take(MessageType.TASK_ASSIGN)
         (task_id,) = assigned_ids(assignment[1])
         order.append(task_id)
-        wiring.deliver(b"w", MessageType.TASK_RESULTS, [[task_id, 0, b"r", None, 0.001]])
+        wiring.deliver(b"w", MessageType.TASK_RESULTS, [[task_id, 0, b"r", None, TURN_SECONDS]])
     owners = ["large" if client_number_of_task(task_id) == large.number else "small" for task_id in order]
     assert owners == ["large", "small", "large", "small", "large", "small"], owners
+
+
+def test_a_turn_of_tiny_tasks_is_a_batch_of_them() -> None:
+    wiring = Wiring(function_seconds=TURN_SECONDS / 100)  # a hundred tasks make a turn
+    first = wiring.connect_client(b"first")
+    second = wiring.connect_client(b"second")
+    wiring.deliver(b"first", MessageType.TASK_SUBMIT, submit_items(first, 1, 300))
+    wiring.deliver(b"second", MessageType.TASK_SUBMIT, submit_items(second, 1, 300))
+    wiring.connect_worker("w")
+    owners: list[int] = []
+    while len(owners) < 600:
+        for _, fields in wiring.take(MessageType.TASK_ASSIGN):
+            ids = assigned_ids(fields)
+            owners.extend(client_number_of_task(task_id) for task_id in ids)
+            results = [[task_id, 0, b"r", None, TURN_SECONDS / 100] for task_id in ids]
+            wiring.deliver(b"w", MessageType.TASK_RESULTS, results)
+    runs = [len(list(group)) for _, group in itertools.groupby(owners)]
+    assert runs == [100] * 6, runs
 
 
 def test_a_long_task_goes_to_an_idle_worker_not_behind_a_running_one() -> None:

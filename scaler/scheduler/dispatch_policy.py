@@ -17,6 +17,9 @@ HORIZON_SECONDS = 0.01
 # Tasks estimated at least this long run with nothing waiting behind them on their worker: the idle
 # round trip between two of them costs under half a percent, a long task stuck behind another costs more.
 LONG_TASK_SECONDS = 0.25
+# Estimated work one client's tasks take per turn when clients share the queue: one task of 10 ms or more,
+# a thousand no-ops (so tiny tasks still travel in large batches).
+TURN_SECONDS = 0.01
 # The estimate below which tasks count as free (no-ops): avoids dividing by zero.
 _SMALLEST_SECONDS = 1e-6
 

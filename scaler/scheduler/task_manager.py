@@ -16,7 +16,7 @@ from scaler.protocol.codec import FrameWriter, MalformedMessage, Payload, encode
 from scaler.protocol.ids import client_number_of_task, result_object_id
 from scaler.protocol.messages import ArgumentKind, MessageType, ResultField, TaskFlag, TaskStatus, WorkerTaskField
 from scaler.scheduler.client_manager import ClientManager, ClientRecord
-from scaler.scheduler.dispatch_policy import steal_count
+from scaler.scheduler.dispatch_policy import TURN_SECONDS, steal_count
 from scaler.scheduler.object_manager import ObjectManager
 from scaler.scheduler.outbox import Outbox, SendFunction
 from scaler.scheduler.task_states import ON_WORKER, TRANSITIONS, TaskEvent, TaskState, next_state
@@ -98,16 +98,23 @@ class TaskRecord:
 class _Level:
     """The ready tasks of one priority: each client's in arrival order, and the clients' turns."""
 
-    __slots__ = ("turns", "by_client")
+    __slots__ = ("turns", "by_client", "taken_in_turn")
 
     def __init__(self) -> None:
         self.turns: collections.deque[int] = collections.deque()  # client numbers; the first one goes next
         self.by_client: dict[int, collections.deque[TaskRecord]] = {}
+        self.taken_in_turn = 0  # tasks the first client has taken in its current turn
+
+    def next_turn(self) -> None:
+        self.turns.rotate(-1)
+        self.taken_in_turn = 0
 
 
 class TaskQueue:
-    """Ready tasks by priority (larger first); within a priority the clients take turns, one task each,
-    so a small job is never stuck behind a large one; each client's tasks go first in, first out.
+    """Ready tasks by priority (larger first); within a priority the clients take turns, each turn worth
+    about ``TURN_SECONDS`` of estimated work (one task of 10 ms, a thousand no-ops), so a small job is never
+    stuck behind a large one and tiny tasks still go in large batches; each client's tasks go first in,
+    first out.
 
     A task that leaves the QUEUED state without being popped (it ended) stays in its place and is
     skipped when reached; ``live`` counts the tasks in the QUEUED state.
@@ -135,6 +142,7 @@ class TaskQueue:
         elif front and level.turns[0] != task.client:
             level.turns.remove(task.client)
             level.turns.appendleft(task.client)
+            level.taken_in_turn = 0
         if front:
             tasks.appendleft(task)
         else:
@@ -154,15 +162,18 @@ class TaskQueue:
                     return tasks[0]
                 del level.by_client[client]
                 level.turns.popleft()
+                level.taken_in_turn = 0
             del self._levels[self._priorities[0]]
             self._priorities.pop(0)
         return None
 
-    def pop_many(self, count: int, function_id: bytes) -> list[TaskRecord]:
+    def pop_many(self, count: int, function_id: bytes, estimate: float) -> list[TaskRecord]:
         """Up to ``count`` tasks still QUEUED, in turn, stopping at the first of another function.
 
-        Each must then leave the QUEUED state: ``live`` is lowered when a task leaves it, not here.
+        ``estimate`` is the run time of the function's tasks: it sets how many make one client's turn.
+        Each task must then leave the QUEUED state: ``live`` is lowered when a task leaves it, not here.
         """
+        per_turn = max(1, int(TURN_SECONDS / max(estimate, 1e-6)))
         taken: list[TaskRecord] = []
         queued = TaskState.QUEUED
         while len(taken) < count:
@@ -171,17 +182,23 @@ class TaskQueue:
                 break
             level = self._levels[head.priority]
             tasks = level.by_client[head.client]
-            if len(level.turns) == 1:  # one client: take a run of its tasks
-                while tasks and len(taken) < count:
-                    task = tasks[0]
-                    if task.state is queued:
-                        if task.wire[_FUNCTION_ID] != function_id:
-                            break
-                        taken.append(task)
-                    tasks.popleft()
-                continue
-            taken.append(tasks.popleft())
-            level.turns.rotate(-1)  # the next client's turn
+            sharing = len(level.turns) > 1
+            quota = count - len(taken)
+            if sharing:
+                quota = min(quota, per_turn - level.taken_in_turn)
+            got = 0
+            while tasks and got < quota:  # a run of this client's tasks, stale entries dropped on the way
+                task = tasks[0]
+                if task.state is queued:
+                    if task.wire[_FUNCTION_ID] != function_id:
+                        break
+                    taken.append(task)
+                    got += 1
+                tasks.popleft()
+            if sharing:
+                level.taken_in_turn += got
+                if level.taken_in_turn >= per_turn:
+                    level.next_turn()
         return taken
 
     def entries(self) -> list[TaskRecord]:
@@ -393,7 +410,7 @@ class TaskManager:
             plan = self._workers.plan_assignments(estimate, queue.live)
             if not plan:
                 break
-            tasks = queue.pop_many(sum(count for _, count in plan), function_id)
+            tasks = queue.pop_many(sum(count for _, count in plan), function_id, estimate)
             for worker, share in deal(plan, tasks):
                 self._send_to_worker(worker, share, estimate)
 
