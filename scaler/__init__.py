@@ -12,6 +12,7 @@ the settings of ``scaler_scheduler`` and ``scaler_worker``.
 from scaler.client.client import Client
 from scaler.client.future import ProfilingInfo, ScalerFuture
 from scaler.client.object_reference import ObjectReference
+from scaler.client.progress import as_completed, progress
 from scaler.cluster.cluster import Cluster
 from scaler.cluster.combo import SchedulerClusterCombo
 from scaler.cluster.scheduler import Scheduler
@@ -34,6 +35,8 @@ from scaler.serializer import DefaultSerializer, Serializer
 from scaler.version import __version__
 
 __all__ = [
+    "as_completed",
+    "progress",
     "Client",
     "ClientClosedError",
     "Cluster",

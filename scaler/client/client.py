@@ -21,6 +21,7 @@ from scaler.client.connection import SchedulerConnection
 from scaler.client.future import ScalerFuture
 from scaler.client.graph import build_container, cull_and_order, dependencies_of, is_task
 from scaler.client.object_reference import ObjectReference
+from scaler.client.progress import progress_bar, require_tqdm
 from scaler.errors import (
     ClientClosedError,
     SchedulerLostError,
@@ -33,7 +34,7 @@ from scaler.protocol.codec import FrameWriter, encode, resolve
 from scaler.protocol.ids import content_object_id, random_object_id, task_id_base
 from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag
 from scaler.serializer import DefaultSerializer, Serializer
-from scaler.worker.task_context import current_processor, waiting_on_nested_tasks
+from scaler.task_context import current_processor, waiting_on_nested_tasks
 
 logger = logging.getLogger(__name__)
 
@@ -132,12 +133,18 @@ class Client:
         """
         return self._submit_batch(fn, [args], kwargs, profiling)[0]
 
-    def map(self, fn: Callable[..., Any], iterable: Iterable[Any], profiling: bool | None = None) -> list[Any]:
+    def map(
+        self,
+        fn: Callable[..., Any],
+        iterable: Iterable[Any],
+        profiling: bool | None = None,
+        progress: bool = False,
+    ) -> list[Any]:
         """Run ``fn(*args)`` for every argument tuple in ``iterable``; returns the results in order.
 
         ``client.map(f, [(1,), (2,)])`` returns ``[f(1), f(2)]``. A tuple that does not fit ``fn``'s
         signature raises TypeError before any task is sent. If a task fails, map cancels the others
-        and raises that task's exception.
+        and raises that task's exception. ``progress=True`` shows a progress bar (the ``progress`` extra).
         """
         argument_tuples = []
         for position, arguments in enumerate(iterable):
@@ -149,8 +156,13 @@ class Client:
             argument_tuples.append(arguments)
         if not argument_tuples:
             return []
+        if progress:
+            require_tqdm()  # fails before anything is sent
         futures = self._submit_batch(fn, argument_tuples, {}, profiling)
-        return gather(futures)
+        if not progress:
+            return gather(futures)
+        with progress_bar(futures, getattr(fn, "__name__", None)):
+            return gather(futures)
 
     starmap = map
 

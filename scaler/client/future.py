@@ -22,8 +22,8 @@ from scaler.errors import (
 from scaler.protocol.codec import Payload, payload_bytes
 from scaler.protocol.messages import ProfileField, TaskStatus
 from scaler.serializer import Serializer
+from scaler.task_context import waiting_on_nested_tasks
 from scaler.worker.errors_wire import load_exception
-from scaler.worker.task_context import waiting_on_nested_tasks
 
 logger = logging.getLogger(__name__)
 

@@ -28,9 +28,9 @@ from scaler.protocol.checks import resolve_object_items
 from scaler.protocol.codec import FrameWriter, Payload, decode, encode, payload_bytes, payload_view, resolve
 from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag, TaskStatus, WorkerTaskField
 from scaler.serializer import DefaultSerializer, Serializer
+from scaler.task_context import ProcessorContext, set_current_processor
 from scaler.utility.process_guard import die_with_parent, reset_inherited_signals, trim_memory
 from scaler.worker.errors_wire import dump_exception
-from scaler.worker.task_context import ProcessorContext, set_current_processor
 
 logger = logging.getLogger(__name__)
 
