@@ -138,17 +138,14 @@ class WorkerManager:
             return
         worker.started.discard(task_id)
         if task_id in worker.suspended:
-            worker.suspended.discard(task_id)
-            estimate = 0.0  # not counted while suspended
-        if worker.assigned:
-            worker.held_seconds -= estimate
-            if identity in self._loaded:
-                self._review(worker)
-            if not worker.occupied:
-                self._became_idle[identity] = None
+            worker.suspended.discard(task_id)  # its estimate was not counted while suspended
         else:
+            worker.held_seconds -= estimate
+        if not worker.assigned:
             worker.held_seconds = 0.0  # no rounding left behind
-            self._loaded.pop(identity, None)
+        if identity in self._loaded:  # held work only shrank: it can leave the index, not enter it
+            self._review(worker)
+        if not worker.occupied:
             self._became_idle[identity] = None
 
     def mark_started(self, worker: WorkerRecord, task_ids: list[Any]) -> None:

@@ -22,15 +22,9 @@ class DurationEstimates:
         self.unknown_seconds = unknown_seconds
         self._seconds: dict[bytes, float] = {}
 
-    def __len__(self) -> int:
-        return len(self._seconds)
-
     def of(self, function_id: bytes) -> float:
         """The estimate for ``function_id``: measured, or ``unknown_seconds`` until its first result."""
         return self._seconds.get(function_id, self.unknown_seconds)
-
-    def is_known(self, function_id: bytes) -> bool:
-        return function_id in self._seconds
 
     def observe(self, function_id: bytes, run_seconds: float) -> None:
         """Learn from one task that ran (it returned or raised) for ``run_seconds``."""
@@ -43,6 +37,3 @@ class DurationEstimates:
         else:
             seconds[function_id] = current + _NEWEST_WEIGHT * (run_seconds - current)
 
-    def describe(self) -> dict[str, float]:
-        """Estimates by function id (hex), for the status stream."""
-        return {function_id.hex(): seconds for function_id, seconds in self._seconds.items()}
