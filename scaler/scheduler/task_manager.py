@@ -11,7 +11,7 @@ import dataclasses
 import logging
 from typing import Any
 
-from scaler.protocol.checks import as_bytes, as_int, as_list, as_number, require
+from scaler.protocol.checks import as_bytes, as_int, as_list, require
 from scaler.protocol.codec import FrameWriter, MalformedMessage, Payload, encode, resolve
 from scaler.protocol.ids import client_number_of_task, result_object_id
 from scaler.protocol.messages import ArgumentKind, MessageType, ResultField, TaskFlag, TaskStatus, WorkerTaskField
@@ -34,6 +34,12 @@ _TASK = int(ArgumentKind.TASK)
 _TASK_ID_LIMIT = 1 << 63
 _FUNCTION_ID = int(WorkerTaskField.FUNCTION_ID)
 _RESULT_FIELDS = int(ResultField.RUN_SECONDS)  # the fields every result has; run seconds may follow
+_RESULT_LENGTHS = (_RESULT_FIELDS, _RESULT_FIELDS + 1)
+_RESULT_TASK_ID = int(ResultField.TASK_ID)
+_RESULT_STATUS = int(ResultField.STATUS)
+_RESULT_PAYLOAD = int(ResultField.PAYLOAD)
+_RESULT_PROFILE = int(ResultField.PROFILE)
+_RESULT_RUN_SECONDS = int(ResultField.RUN_SECONDS)
 
 # The bookkeeping of each move, derived once from the table: what leaving the source place and entering
 # the target place takes. _fire reads it per move, so the busiest path pays one dict lookup.
@@ -749,15 +755,17 @@ def parse_worker_result(item: Any, frames: list[Any]) -> tuple[int, Ending, floa
 
     Returns the task id, how it ends, and the seconds it ran if the worker measured them.
     """
-    if type(item) is not list or len(item) not in (_RESULT_FIELDS, _RESULT_FIELDS + 1):
+    # Runs once per task: fields are read through positions bound once, and the checks are inlined.
+    if type(item) is not list or len(item) not in _RESULT_LENGTHS:
         raise MalformedMessage(f"result must be a list of {_RESULT_FIELDS} or {_RESULT_FIELDS + 1} fields")
-    task_id = as_task_id(item[ResultField.TASK_ID], "task id")
-    status = as_int(item[ResultField.STATUS], "status")
-    require(status in _STATUS_VALUES, "unknown task status")
-    reference = item[ResultField.PAYLOAD]
+    task_id = as_task_id(item[_RESULT_TASK_ID], "task id")
+    status = item[_RESULT_STATUS]
+    if type(status) is not int or status not in _STATUS_VALUES:
+        raise MalformedMessage("unknown task status")
+    reference = item[_RESULT_PAYLOAD]
     payload = None if reference is None else resolve(reference, frames)
     require(payload is not None or status != TaskStatus.SUCCESS, "a successful result needs a payload")
-    profile = item[ResultField.PROFILE]
+    profile = item[_RESULT_PROFILE]
     if profile is not None:
         require(
             type(profile) is list and len(profile) == 3 and all(type(v) in (int, float) for v in profile),
@@ -765,8 +773,9 @@ def parse_worker_result(item: Any, frames: list[Any]) -> tuple[int, Ending, floa
         )
     run_seconds = None
     if len(item) > _RESULT_FIELDS:
-        run_seconds = as_number(item[ResultField.RUN_SECONDS], "run seconds")
-        require(run_seconds >= 0.0, "run seconds must not be negative")
+        run_seconds = item[_RESULT_RUN_SECONDS]
+        if type(run_seconds) not in (float, int) or run_seconds < 0:
+            raise MalformedMessage("run seconds must be a number, not negative")
     return task_id, Ending(status, payload, profile), run_seconds
 
 
