@@ -37,13 +37,21 @@ FAILURE_STATUSES = {int(TaskStatus.FAILED), int(TaskStatus.OBJECT_MISSING)}
 def no_task_unfinished(status: StatusReader) -> bool:
     """The scheduler holds no task: none unfinished, none queued, waiting or on a worker."""
     counts = status.latest()["tasks"]
-    return counts["unfinished"] == 0 and counts["queued"] == 0 and all(v == 0 for v in counts["in_state"].values())
+    states = ("waiting", "queued", "assigned", "running", "suspended")
+    return counts["unfinished"] == 0 and all(counts[state] == 0 for state in states)
+
+
+def on_workers(status: StatusReader) -> int:
+    """Tasks held by workers, started or not."""
+    tasks = status.latest()["tasks"]
+    return int(tasks["assigned"] + tasks["running"])
 
 
 def nothing_left(status: StatusReader) -> bool:
     """No client, no task and no object left in the scheduler."""
     current = status.latest()
-    return current["clients"] == [] and current["objects"]["count"] == 0 and no_task_unfinished(status)
+    objects = current["objects"]
+    return current["clients"] == [] and objects["count"] == objects["functions"] == 0 and no_task_unfinished(status)
 
 
 def malformed_count(status: StatusReader) -> int:
@@ -177,7 +185,7 @@ def test_a_peer_cancelling_a_running_dependency_ends_its_waiting_dependents() ->
             one = argument(ArgumentKind.INLINE, pickle.dumps(1))
             middle = peer.submit(add, [argument(ArgumentKind.TASK, slow), one])
             top = peer.submit(add, [argument(ArgumentKind.TASK, middle), one])
-            assert wait_until(lambda: status.latest()["tasks"]["in_state"].get("assigned") == 1, timeout_seconds=10)
+            assert wait_until(lambda: on_workers(status) == 1, timeout_seconds=10)
             peer.cancel([slow])
             assert peer.result_of(slow, timeout_seconds=10)[0] == TaskStatus.CANCELLED
             ended = {int(TaskStatus.CANCELLED), *FAILURE_STATUSES}
@@ -225,7 +233,7 @@ def test_cancelling_a_graph_future_while_its_dependents_wait_ends_every_future_o
                 "top": (tasks.add, "middle", 1),
             }
             futures = client.get(graph, keys=["slow", "top"], block=False)
-            assert wait_until(lambda: status.latest()["tasks"]["in_state"].get("assigned") == 1, timeout_seconds=10)
+            assert wait_until(lambda: on_workers(status) == 1, timeout_seconds=10)
             assert futures["slow"].cancel()
             done, not_done = concurrent.futures.wait(futures.values(), timeout=10)
             assert not not_done, "a future of the cancelled graph never ended"
@@ -318,7 +326,7 @@ def test_a_frozen_worker_that_returns_withdrawn_tasks_after_their_cancel_strands
                 # Measured at 0.2 s, the function's tasks go one running and one waiting per worker.
                 assert client.submit(tasks.sleep_and_return, 0.2, -1).result(timeout=30) == -1
                 futures = [client.submit(tasks.sleep_and_return, 0.2, i) for i in range(2)]
-                assert wait_until(lambda: status.latest()["tasks"]["in_state"].get("assigned") == 2, 10)
+                assert wait_until(lambda: on_workers(status) == 2, 10)
                 os.kill(first.pid, signal.SIGSTOP)
                 try:
                     for _ in range(2):
@@ -348,7 +356,7 @@ def test_cancelling_everything_while_new_workers_take_queued_tasks_strands_nothi
                 # the first worker takes two, the first joining worker two, and the second takes one back.
                 assert client.submit(tasks.sleep_and_return, 0.2, -1).result(timeout=30) == -1
                 futures = [client.submit(tasks.sleep_and_return, 0.2, i) for i in range(4)]
-                assert wait_until(lambda: status.latest()["tasks"]["in_state"].get("assigned") == 2, 10)
+                assert wait_until(lambda: on_workers(status) == 2, 10)
 
                 def cancel_newest_first() -> None:
                     for future in reversed(futures):

@@ -156,9 +156,8 @@ def test_a_client_gone_while_its_tasks_are_assigned_leaves_nothing_behind() -> N
     wiring.deliver(b"client", MessageType.CLIENT_DISCONNECT, [])
     cancels = [task_id for _, fields in wiring.take(MessageType.TASK_CANCEL) for task_id in fields]
     assert sorted(cancels) == [t[0] for t in assignment[1][1]]
-    assert wiring.core.describe_clients() == [
-        {"number": other.number, "name": "test", "hostname": "host", "tasks": 0, "objects": 1}
-    ]
+    (line,) = wiring.core.describe_clients()
+    assert (line["number"], line["tasks"], line["objects"]) == (other.number, 0, 1)
     wiring.deliver(b"w", MessageType.TASK_RESULTS, [[t, int(TaskStatus.CANCELLED), None, None] for t in cancels])
     assert len(wiring.tasks) == 0
     a_fresh_task_runs(wiring, other, task_id_base(other.number) + 1)

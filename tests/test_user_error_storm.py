@@ -289,8 +289,8 @@ def test_a_storm_of_user_errors_fails_each_the_right_way_and_leaves_the_cluster_
                 return (
                     current["clients"] == []
                     and counts["unfinished"] == 0
-                    and all(v == 0 for v in counts["in_state"].values())
-                    and current["objects"]["count"] == 0
+                    and all(counts[state] == 0 for state in ("waiting", "queued", "assigned", "running"))
+                    and current["objects"]["count"] == current["objects"]["functions"] == 0
                 )
 
             assert wait_until(nothing_left, timeout_seconds=10), status.latest()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import inspect
 import itertools
 import logging
@@ -273,10 +274,12 @@ class Client:
         except Exception as exc:
             raise SerializationError(f"cannot serialize {what}: {type(exc).__name__}: {exc}") from exc
 
-    def _put_object(self, object_id: bytes, payload: bytes) -> None:
+    def _put_object(self, object_id: bytes, payload: bytes, function_name: str | None = None) -> None:
         writer = FrameWriter()
-        reference = writer.add(payload)
-        self._connection.send_message(encode(MessageType.OBJECT_PUT, [[object_id, reference]], writer.frames))
+        item: list[Any] = [object_id, writer.add(payload)]
+        if function_name is not None:
+            item.append(function_name)
+        self._connection.send_message(encode(MessageType.OBJECT_PUT, [item], writer.frames))
 
     def _function_id(self, fn: Callable[..., Any]) -> bytes:
         try:
@@ -287,21 +290,20 @@ class Client:
             return cached
         if not callable(fn):
             raise TypeError(f"expected a callable, got {type(fn).__name__}")
-        payload = self._serialize(fn, what=f"function {getattr(fn, '__qualname__', repr(fn))}")
+        name = function_name(fn)
+        payload = self._serialize(fn, what=f"function {name}")
         function_id = content_object_id(payload)
         with self._lock:
             if function_id not in self._sent_objects:
                 self._sent_objects.add(function_id)
-                self._put_object(function_id, payload)
+                self._put_object(function_id, payload, name)
             try:
                 self._function_ids[fn] = function_id
             except TypeError:
                 pass
         return function_id
 
-    def _check_arguments(
-        self, fn: Callable[..., Any], argument_tuples: list[Any], kwargs: dict[str, Any]
-    ) -> None:
+    def _check_arguments(self, fn: Callable[..., Any], argument_tuples: list[Any], kwargs: dict[str, Any]) -> None:
         """Raise TypeError if one of the calls ``fn(*arguments, **kwargs)`` cannot bind to ``fn``'s signature."""
         try:
             shape = self._call_shapes[fn]
@@ -535,3 +537,11 @@ def _client_in_task(address: str, serializer: Serializer | None, profiling: bool
         _clients_in_task[key] = client
     client._base_priority = current_processor().task_priority + 1  # type: ignore[union-attr]
     return client
+
+
+def function_name(fn: Callable[..., Any]) -> str:
+    """The name monitors show for ``fn``: its qualified name, the wrapped function's for a partial."""
+    if isinstance(fn, functools.partial):
+        return f"partial({function_name(fn.func)})"
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    return name if isinstance(name, str) else type(fn).__qualname__

@@ -18,7 +18,7 @@ class MessageType(enum.IntEnum):
     # client -> scheduler
     CLIENT_CONNECT = 1  # [name: str, serializer_id: bytes | None, pid: int, hostname: str]
     CLIENT_HEARTBEAT = 2  # []
-    OBJECT_PUT = 3  # [[object_id: bytes, payload_ref], ...]
+    OBJECT_PUT = 3  # [[object_id: bytes, payload_ref, function_name: str (function objects only)], ...]
     TASK_SUBMIT = 4  # [[task_id, function_id, priority, flags, args, keywords], ...] (see TaskField)
     TASK_CANCEL = 5  # [task_id, ...]   (also scheduler -> worker and agent -> processor)
     OBJECT_DELETE = 6  # [object_id, ...]   (also scheduler -> worker and agent -> processor)
@@ -32,15 +32,17 @@ class MessageType(enum.IntEnum):
     HEARTBEAT_ECHO = 22  # []
     SHUTDOWN_REPLY = 23  # [accepted: bool, reason: str]
     CLIENT_REJECTED = 24  # [reason: str]  the scheduler does not know this client (any more)
+    OUTPUT_FROM_WORKER = 25  # [worker_name: str, [[task_id, OutputStream, text], ...]]  (TaskFlag.STREAM_OUTPUT)
 
     # worker agent -> scheduler
     WORKER_CONNECT = 40  # [name: str, pid: int, hostname: str, per_worker_queue_size: int]
-    WORKER_HEARTBEAT = 41  # [cpu_percent: float, rss_bytes: int, queued: int, processors: int]
+    WORKER_HEARTBEAT = 41  # see HeartbeatField
     TASKS_RETURNED = 42  # [[returned task_id, ...], [kept task_id, ...]]  the answer to one TASK_WITHDRAW
     WORKER_DISCONNECT = 43  # []
     TASKS_STARTED = 44  # [task_id, ...]  handed to a processor: blamed if this worker dies before they end
     # [task_id, suspended: bool]  a running task waits on nested tasks (True) and leaves its core free, or goes on
     TASK_SUSPENDED = 45
+    TASK_OUTPUT = 46  # [[task_id, OutputStream, text: str], ...]  lines a task printed (also processor -> agent)
 
     # scheduler -> worker agent
     WORKER_ACCEPT = 60  # [scheduler_version: str]
@@ -86,6 +88,7 @@ class TaskFlag(enum.IntFlag):
 
     PROFILING = 1  # measure run time, CPU time and peak memory
     RESULT_TO_CLIENT = 2  # send the result to the client that submitted the task
+    STREAM_OUTPUT = 16  # send what the task prints to stdout and stderr to its client (OUTPUT_FROM_WORKER)
     SUSPECT = 8  # was running on a worker that died: the agent runs it alone, so blame falls on it only
 
 
@@ -127,6 +130,57 @@ class ResultField(enum.IntEnum):
     PROFILE = 3  # list of ProfileField values or None
     # Seconds the task ran (from workers only; optional): the scheduler's duration estimates learn from it.
     RUN_SECONDS = 4
+
+
+class OutputStream(enum.IntEnum):
+    """Which stream a line of task output was printed on."""
+
+    STDOUT = 1
+    STDERR = 2
+
+
+class OutputField(enum.IntEnum):
+    """Positions in one item of TASK_OUTPUT and OUTPUT_FROM_WORKER."""
+
+    TASK_ID = 0
+    STREAM = 1
+    TEXT = 2  # whole lines, each ending with a newline
+
+
+class OutputFromWorkerField(enum.IntEnum):
+    """Positions in the fields of OUTPUT_FROM_WORKER."""
+
+    WORKER_NAME = 0
+    ITEMS = 1
+
+
+class HeartbeatField(enum.IntEnum):
+    """Positions in the fields of WORKER_HEARTBEAT; the last three are optional (older workers omit them)."""
+
+    CPU_PERCENT = 0  # float: agent and processors together, percent of one core
+    RSS_BYTES = 1  # int: agent and processors together
+    QUEUED = 2  # int: tasks the agent holds
+    PROCESSORS = 3  # int: processors it runs
+    AGENT_CPU_PERCENT = 4  # float
+    AGENT_RSS_BYTES = 5  # int
+    PROCESSOR_FIGURES = 6  # [[pid, cpu_percent, rss_bytes, busy: bool], ...] (see ProcessorFigureField)
+
+
+class ProcessorFigureField(enum.IntEnum):
+    """Positions in one item of HeartbeatField.PROCESSOR_FIGURES."""
+
+    PID = 0
+    CPU_PERCENT = 1
+    RSS_BYTES = 2
+    BUSY = 3
+
+
+class ObjectField(enum.IntEnum):
+    """Positions in one item of OBJECT_PUT."""
+
+    OBJECT_ID = 0
+    PAYLOAD = 1
+    FUNCTION_NAME = 2  # optional: present on function objects, the function's qualified name (for monitors)
 
 
 class ProcessorResultsField(enum.IntEnum):

@@ -110,4 +110,7 @@ class ClientManager:
 
     def describe(self) -> list[dict[str, Any]]:
         """Status lines for the monitor."""
-        return [{"number": r.number, "name": r.name, "hostname": r.hostname} for r in self._by_identity.values()]
+        return [
+            {"number": r.number, "name": r.name, "hostname": r.hostname, "pid": r.pid}
+            for r in self._by_identity.values()
+        ]

@@ -11,10 +11,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from scaler.protocol.checks import as_bytes, as_list, require, resolve_object_items
-from scaler.protocol.codec import MalformedMessage, encode
+from scaler.protocol.checks import as_bytes, as_list, as_str, require
+from scaler.protocol.codec import MalformedMessage, Payload, encode, resolve
 from scaler.protocol.ids import is_result_object_id
-from scaler.protocol.messages import MessageType
+from scaler.protocol.messages import MessageType, ObjectField
 from scaler.scheduler.client_manager import ClientManager, ClientRecord
 from scaler.scheduler.config import SchedulerConfig
 from scaler.scheduler.invariants import check_scheduler, record_breaches
@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 # Invariant breaches logged one by one before the log only counts them.
 _BREACH_LOG_LIMIT = 20
+# Longest function name kept for the monitors.
+_FUNCTION_NAME_LIMIT = 200
 
 
 class SchedulerCore:
@@ -120,6 +122,7 @@ class SchedulerCore:
         """Forget clients and workers silent for longer than their time-outs."""
         self.clients.expire(now)
         self.workers.expire(now)
+        self.tasks.flush_logs()
 
     def balance(self) -> None:
         """The periodic balancing pass."""
@@ -143,7 +146,7 @@ class SchedulerCore:
         """Each connected client with its unfinished tasks and the objects it owns."""
         lines = self.clients.describe()
         for line in lines:
-            line["tasks"] = self.tasks.tasks_of_client(line["number"])
+            line.update(self.tasks.describe_client(line["number"]))
             line["objects"] = self.objects.objects_of(line["number"])
         return lines
 
@@ -158,11 +161,9 @@ class SchedulerCore:
     # ------------------------------------------------------------------ handlers
 
     def _on_object_put(self, client: ClientRecord, fields: list[Any], frames: list[Any]) -> None:
-        items = resolve_object_items(fields, frames)
-        # Kept task results are the scheduler's to store and delete, never a client's.
-        require(not any(is_result_object_id(object_id) for object_id, _ in items), "object id of a task result")
-        for object_id, payload in items:
-            self.objects.put(client.number, object_id, payload)
+        items = parse_object_put(fields, frames)
+        for object_id, payload, function_name in items:
+            self.objects.put(client.number, object_id, payload, function_name)
 
     def _on_object_delete(self, client: ClientRecord, fields: list[Any], frames: list[Any]) -> None:
         object_ids = [as_bytes(o, "object id") for o in as_list(fields, "object ids")]
@@ -184,6 +185,7 @@ class SchedulerCore:
 
     def _on_client_gone(self, client: ClientRecord) -> None:
         self.tasks.cancel_all_of(client.number)
+        self.tasks.forget_client(client.number)
         self.objects.delete_all_of(client.number)
 
     def _on_worker_gone(self, worker: WorkerRecord) -> None:
@@ -192,3 +194,18 @@ class SchedulerCore:
     def _tell_worker_to_delete(self, worker: bytes, object_ids: list[bytes]) -> None:
         for object_id in object_ids:
             self.outbox.add_id(worker, MessageType.OBJECT_DELETE, object_id)
+
+
+def parse_object_put(fields: list[Any], frames: list[Any]) -> list[tuple[bytes, Payload, str | None]]:
+    """(object id, payload, function name or None) of each OBJECT_PUT item, all checked before any is stored."""
+    items: list[tuple[bytes, Payload, str | None]] = []
+    for item in as_list(fields, "objects"):
+        as_list(item, "object", ObjectField.PAYLOAD + 1)
+        object_id = as_bytes(item[ObjectField.OBJECT_ID], "object id")
+        # Kept task results are the scheduler's to store and delete, never a client's.
+        require(not is_result_object_id(object_id), "object id of a task result")
+        function_name = None
+        if len(item) > ObjectField.FUNCTION_NAME and item[ObjectField.FUNCTION_NAME] is not None:
+            function_name = as_str(item[ObjectField.FUNCTION_NAME], "function name")[:_FUNCTION_NAME_LIMIT]
+        items.append((object_id, resolve(item[ObjectField.PAYLOAD], frames), function_name))
+    return items

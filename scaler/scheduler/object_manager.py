@@ -25,6 +25,7 @@ class ObjectRecord:
     size: int
     owners: set[int]  # numbers of the clients that own it
     holders: set[bytes]  # identities of the workers that hold a copy
+    function_name: str | None = None  # set on function objects: the name the client gave
 
 
 class ObjectManager:
@@ -36,6 +37,8 @@ class ObjectManager:
         self._by_owner: dict[int, set[bytes]] = {}
         self._held_by_worker: dict[bytes, set[bytes]] = {}
         self.total_bytes = 0
+        self.function_count = 0
+        self.function_bytes = 0
 
     def __len__(self) -> int:
         return len(self._objects)
@@ -43,14 +46,21 @@ class ObjectManager:
     def __contains__(self, object_id: bytes) -> bool:
         return object_id in self._objects
 
-    def put(self, owner: int, object_id: bytes, payload: Payload) -> None:
-        """Store an object for ``owner``; a second put of the same id only adds the owner."""
+    def put(self, owner: int, object_id: bytes, payload: Payload, function_name: str | None = None) -> None:
+        """Store an object for ``owner``; a second put of the same id only adds the owner.
+
+        ``function_name`` marks a function object (monitors count those apart and show the name).
+        """
         record = self._objects.get(object_id)
         if record is None:
             size = payload_size(payload)
-            record = ObjectRecord(object_id, payload, size, set(), set())
+            record = ObjectRecord(object_id, payload, size, set(), set(), function_name)
             self._objects[object_id] = record
-            self.total_bytes += size
+            if function_name is None:
+                self.total_bytes += size
+            else:
+                self.function_count += 1
+                self.function_bytes += size
         record.owners.add(owner)
         self._by_owner.setdefault(owner, set()).add(object_id)
 
@@ -99,6 +109,11 @@ class ObjectManager:
             if record is not None:
                 record.holders.discard(worker)
 
+    def function_name(self, object_id: bytes) -> str | None:
+        """The name a client gave the function object ``object_id``; None if unknown or not a function."""
+        record = self._objects.get(object_id)
+        return None if record is None else record.function_name
+
     def objects_of(self, owner: int) -> int:
         """Number of objects a client owns."""
         return len(self._by_owner.get(owner, ()))
@@ -133,18 +148,30 @@ class ObjectManager:
                 held_record = self._objects.get(object_id)
                 if held_record is None or worker not in held_record.holders:
                     breaches.append(f"a worker is said to hold object {object_id.hex()}, which does not say so")
-        total = sum(record.size for record in self._objects.values())
+        functions = [record for record in self._objects.values() if record.function_name is not None]
+        total = sum(record.size for record in self._objects.values()) - sum(record.size for record in functions)
         if total != self.total_bytes:
             breaches.append(f"objects take {total} bytes, the count says {self.total_bytes}")
+        if len(functions) != self.function_count or sum(r.size for r in functions) != self.function_bytes:
+            breaches.append(f"{len(functions)} function objects, the count says {self.function_count}")
         return breaches
 
     def describe(self) -> dict[str, Any]:
         """Status figures for the monitor."""
-        return {"count": len(self._objects), "bytes": self.total_bytes}
+        return {
+            "count": len(self._objects) - self.function_count,
+            "bytes": self.total_bytes,
+            "functions": self.function_count,
+            "function_bytes": self.function_bytes,
+        }
 
     def _remove(self, record: ObjectRecord) -> None:
         del self._objects[record.object_id]
-        self.total_bytes -= record.size
+        if record.function_name is None:
+            self.total_bytes -= record.size
+        else:
+            self.function_count -= 1
+            self.function_bytes -= record.size
         for worker in record.holders:
             held = self._held_by_worker.get(worker)
             if held is not None:

@@ -43,15 +43,9 @@ class Scheduler:
         self._socket: AsyncSocket | None = None
         self._stopped = asyncio.Event()
         self.core = SchedulerCore(config, self._send, self._stop_soon, enabled_by_environment())
+        self._messages_sent = 0
         self.status = StatusReporter(
-            self._monitor,
-            {
-                "clients": self.core.describe_clients,
-                "workers": self.core.workers.describe,
-                "tasks": self.core.tasks.describe,
-                "objects": self.core.objects.describe,
-                "counters": lambda: dict(self.core.counters),
-            },
+            self._monitor, self.core, config.address, config.status_interval_seconds, lambda: self._messages_sent
         )
 
     # ------------------------------------------------------------------ running
@@ -93,6 +87,7 @@ class Scheduler:
 
     def _send(self, identity: bytes, parts: list[Any]) -> None:
         assert self._socket is not None
+        self._messages_sent += 1
         self._socket.send([identity, *parts])
 
     def _on_message(self, parts: list[Any]) -> None:

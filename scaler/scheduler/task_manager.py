@@ -9,24 +9,32 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import time
 from typing import Any
 
 from scaler.protocol.checks import as_bytes, as_int, as_list, require
-from scaler.protocol.codec import FrameWriter, MalformedMessage, Payload, encode, resolve
+from scaler.protocol.codec import FrameWriter, MalformedMessage, Payload, encode, payload_bytes, resolve
 from scaler.protocol.ids import client_number_of_task, result_object_id
 from scaler.protocol.messages import ArgumentKind, MessageType, ResultField, TaskFlag, TaskStatus, WorkerTaskField
 from scaler.scheduler.client_manager import ClientManager, ClientRecord
 from scaler.scheduler.dispatch_policy import TURN_SECONDS, steal_count
 from scaler.scheduler.object_manager import ObjectManager
 from scaler.scheduler.outbox import Outbox, SendFunction
+from scaler.scheduler.task_activity import TaskActivity
 from scaler.scheduler.task_states import ON_WORKER, TRANSITIONS, TaskEvent, TaskState, next_state
 from scaler.scheduler.worker_manager import WorkerManager, WorkerRecord
 from scaler.utility.durations import DurationEstimates
+from scaler.utility.log_limit import LimitedLog
 
 logger = logging.getLogger(__name__)
 
 _STATUS_VALUES = frozenset(int(s) for s in TaskStatus)
 _ENDED_COUNTERS = {int(s): f"ended_{s.name.lower()}" for s in TaskStatus}
+_SUCCESS = int(TaskStatus.SUCCESS)
+_CANCELLED_STATUS = int(TaskStatus.CANCELLED)
+_FAILED_COUNTERS = [name for status, name in _ENDED_COUNTERS.items() if status not in (_SUCCESS, _CANCELLED_STATUS)]
+# Positions in a client's tally.
+_SUBMITTED, _SUCCEEDED, _FAILED = range(3)
 _RESULT_TO_CLIENT = int(TaskFlag.RESULT_TO_CLIENT)
 _INLINE = int(ArgumentKind.INLINE)
 _OBJECT = int(ArgumentKind.OBJECT)
@@ -254,7 +262,11 @@ class TaskManager:
         self._queue = TaskQueue()
         self._result_users: dict[int, int] = {}  # kept result's task id -> dependents not yet ended
         self.durations = DurationEstimates()
+        self.activity = TaskActivity(objects.function_name)
         self.counters: collections.Counter[str] = collections.Counter()
+        self._client_tallies: dict[int, list[int]] = {}  # client number -> [submitted, succeeded, failed]
+        self._failure_log = LimitedLog(logger, "task failures")
+        self._balancing_log = LimitedLog(logger, "balancing moves")
 
     # ------------------------------------------------------------------ queries
 
@@ -269,12 +281,39 @@ class TaskManager:
         return len(self._by_client.get(client_number, ()))
 
     def describe(self) -> dict[str, Any]:
-        """Status figures for the monitor."""
+        """Task counts by state and since the start (docs/monitoring.md, ``tasks``)."""
         # Counted from the queue and the workers, not task by task: the loop must not stall on a million tasks.
-        on_workers = self._workers.total_assigned()
+        not_started, started, suspended = self._workers.task_counts()
         queued = self._queue.live
-        in_state = {"queued": queued, "assigned": on_workers, "waiting": len(self._tasks) - queued - on_workers}
-        return {"unfinished": len(self._tasks), "queued": queued, "in_state": in_state, **self.counters}
+        unfinished = len(self._tasks)
+        counters = self.counters
+        return {
+            "waiting": unfinished - queued - not_started - started,
+            "queued": queued,
+            "assigned": not_started,
+            "running": started,
+            "suspended": suspended,
+            "unfinished": unfinished,
+            "submitted": counters["submitted"],
+            "succeeded": counters["ended_success"],
+            "failed": sum(counters[name] for name in _FAILED_COUNTERS),
+            "cancelled": counters["ended_cancelled"],
+            "counters": dict(counters),
+        }
+
+    def describe_client(self, client_number: int) -> dict[str, int]:
+        """A client's tasks: unfinished now, and submitted, succeeded and failed since it connected."""
+        tally = self._client_tallies.get(client_number, [0, 0, 0])
+        return {
+            "tasks": len(self._by_client.get(client_number, ())),
+            "submitted": tally[_SUBMITTED],
+            "succeeded": tally[_SUCCEEDED],
+            "failed": tally[_FAILED],
+        }
+
+    def forget_client(self, client_number: int) -> None:
+        """The client is gone: drop its tally (its tasks were cancelled)."""
+        self._client_tallies.pop(client_number, None)
 
     # ------------------------------------------------------------------ from clients
 
@@ -300,6 +339,10 @@ class TaskManager:
             self._by_client.setdefault(record.client, {})[record.task_id] = None
             accepted.append(record)
         self.counters["submitted"] += len(accepted)
+        tally = self._client_tallies.get(client.number)
+        if tally is None:
+            tally = self._client_tallies[client.number] = [0, 0, 0]
+        tally[_SUBMITTED] += len(accepted)
         for record in accepted:
             self._place(record)
 
@@ -328,14 +371,26 @@ class TaskManager:
         """Results from a worker: each ends its task, if the task is still assigned to that worker."""
         parsed = [parse_worker_result(item, frames) for item in fields]
         observe = self.durations.observe
+        record = self.activity.record
+        now = time.time()
+        worker_name = worker.name
+        succeeded = failed = 0
         for task_id, ending, run_seconds in parsed:
             task = self._tasks.get(task_id)
             if task is None or task.worker != worker.identity:
                 self.counters["stale_results"] += 1
                 continue
+            status = ending.status
+            if status == _SUCCESS:
+                succeeded += 1
+            elif status != _CANCELLED_STATUS:
+                failed += 1
             if run_seconds is not None:
-                observe(task.wire[_FUNCTION_ID], run_seconds)
+                function_id = task.wire[_FUNCTION_ID]
+                observe(function_id, run_seconds)
+                record(now, worker_name, function_id, run_seconds, status == _SUCCESS)
             self._fire(task, TaskEvent.RESULT, ending)
+        self._workers.count_results(worker, succeeded, failed)
 
     def on_tasks_returned(self, worker: WorkerRecord, fields: list[Any]) -> None:
         """The answer to one TASK_WITHDRAW: returned tasks go to the front of the queue, kept ones stay assigned.
@@ -454,6 +509,18 @@ class TaskManager:
             self._fire(task, TaskEvent.WITHDRAW)
         if count:
             self.counters["steals"] += 1
+            self._balancing_log.log(
+                logging.INFO,
+                "balancing: asked worker %s back for %d waiting tasks, for %s",
+                victim.name,
+                count,
+                thief.name,
+            )
+
+    def flush_logs(self) -> None:
+        """Tell how many failure and balancing lines were held back in the last second."""
+        self._failure_log.flush()
+        self._balancing_log.flush()
 
     # ------------------------------------------------------------------ the life cycle
 
@@ -511,6 +578,12 @@ class TaskManager:
             del self._by_client[task.client]
         status = ending.status
         self.counters[_ENDED_COUNTERS[status]] += 1
+        if status != _CANCELLED_STATUS:
+            tally = self._client_tallies.get(task.client)
+            if tally is not None:
+                tally[_SUCCEEDED if status == _SUCCESS else _FAILED] += 1
+            if status != _SUCCESS:
+                self._log_failure(task, status, ending.payload)
 
         client = self._clients.get(task.client)
         if client is not None and task.flags & _RESULT_TO_CLIENT:
@@ -539,6 +612,15 @@ class TaskManager:
                     self._fire(dependent, TaskEvent.DEPENDENCY_FAILED, failed)
 
     # ------------------------------------------------------------------ internals
+
+    def _log_failure(self, task: TaskRecord, status: int, payload: Payload | None) -> None:
+        function = self.activity.name_of(task.wire[_FUNCTION_ID])
+        how = TaskStatus(status).name.lower()
+        if status != TaskStatus.RAISED and payload is not None:  # the others carry a sentence, not user data
+            how = f"{how}: {payload_bytes(payload)[:200].decode('utf-8', 'replace')}"
+        self._failure_log.log(
+            logging.INFO, "task %#x of client %d (%s) failed: %s", task.task_id, task.client, function, how
+        )
 
     def _parse_task(self, client: ClientRecord, item: Any, frames: list[Any]) -> TaskRecord:
         as_list(item, "task", 6)

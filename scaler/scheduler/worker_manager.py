@@ -11,7 +11,7 @@ from typing import Any
 
 from scaler.protocol.checks import as_int, as_list, as_number, as_str
 from scaler.protocol.codec import MalformedMessage, encode
-from scaler.protocol.messages import MessageType
+from scaler.protocol.messages import HeartbeatField, MessageType, ProcessorFigureField
 from scaler.scheduler.dispatch_policy import HORIZON_SECONDS, level, room_for, worth_stealing
 from scaler.version import __version__
 
@@ -40,11 +40,18 @@ class WorkerRecord:
     started: set[int] = dataclasses.field(default_factory=set)
     suspended: set[int] = dataclasses.field(default_factory=set)
     held_seconds: float = 0.0
+    # What the worker's last heartbeat said.
     cpu_percent: float = 0.0
     rss_bytes: int = 0
     queued: int = 0
     processors: int = 0
+    agent_cpu_percent: float = 0.0
+    agent_rss_bytes: int = 0
+    processor_figures: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    last_heartbeat: float | None = None
     idle_passes: int = 0  # consecutive balance passes that saw this worker idle
+    succeeded: int = 0  # tasks it ended each way since it connected
+    failed: int = 0
 
     def assignments(self) -> list[tuple[int, bool]]:
         """(task id, started) of every task this worker holds, oldest first."""
@@ -268,13 +275,28 @@ class WorkerManager:
 
     def on_heartbeat(self, record: WorkerRecord, fields: list[Any]) -> None:
         """Store the worker's figures and answer so it knows the scheduler is alive."""
-        as_list(fields, "WORKER_HEARTBEAT", 4)
-        cpu = as_number(fields[0], "cpu")
-        rss = as_int(fields[1], "rss")
-        queued = as_int(fields[2], "queued")
-        processors = as_int(fields[3], "processors")
+        as_list(fields, "WORKER_HEARTBEAT", HeartbeatField.PROCESSORS + 1)
+        cpu = as_number(fields[HeartbeatField.CPU_PERCENT], "cpu")
+        rss = as_int(fields[HeartbeatField.RSS_BYTES], "rss")
+        queued = as_int(fields[HeartbeatField.QUEUED], "queued")
+        processors = as_int(fields[HeartbeatField.PROCESSORS], "processors")
+        agent_cpu, agent_rss, figures = cpu, rss, []
+        if len(fields) > HeartbeatField.PROCESSOR_FIGURES:
+            agent_cpu = as_number(fields[HeartbeatField.AGENT_CPU_PERCENT], "agent cpu")
+            agent_rss = as_int(fields[HeartbeatField.AGENT_RSS_BYTES], "agent rss")
+            figures = [
+                _parse_processor_figures(item)
+                for item in as_list(fields[HeartbeatField.PROCESSOR_FIGURES], "processors")
+            ]
         record.cpu_percent, record.rss_bytes, record.queued, record.processors = cpu, rss, queued, processors
+        record.agent_cpu_percent, record.agent_rss_bytes, record.processor_figures = agent_cpu, agent_rss, figures
+        record.last_heartbeat = time.monotonic()
         self._send(record.identity, encode(MessageType.HEARTBEAT_ECHO))
+
+    def count_results(self, worker: WorkerRecord, succeeded: int, failed: int) -> None:
+        """The worker ended ``succeeded`` tasks with a success and ``failed`` otherwise (cancels excluded)."""
+        worker.succeeded += succeeded
+        worker.failed += failed
 
     def remove(self, identity: bytes, reason: str) -> None:
         """Forget a worker and let the task manager re-queue its tasks."""
@@ -310,19 +332,49 @@ class WorkerManager:
         return breaches
 
     def describe(self) -> list[dict[str, Any]]:
-        """Status lines for the monitor."""
-        return [
-            {
-                "name": w.name,
-                "hostname": w.hostname,
-                "pid": w.pid,
-                "assigned": len(w.assigned),
-                "held_seconds": w.held_seconds,
-                "queued": w.queued,
-                "processors": w.processors,
-                "cpu_percent": w.cpu_percent,
-                "rss_bytes": w.rss_bytes,
-                "per_worker_queue_size": w.per_worker_queue_size,
-            }
-            for w in self._workers.values()
-        ]
+        """Status lines for the monitor (docs/monitoring.md, ``workers``)."""
+        now = time.monotonic()
+        lines = []
+        for w in self._workers.values():
+            started = len(w.started)
+            lines.append(
+                {
+                    "name": w.name,
+                    "hostname": w.hostname,
+                    "pid": w.pid,
+                    "cpu_percent": w.cpu_percent,
+                    "rss_bytes": w.rss_bytes,
+                    "agent_cpu_percent": w.agent_cpu_percent,
+                    "agent_rss_bytes": w.agent_rss_bytes,
+                    "processors": w.processor_figures,
+                    "queued": len(w.assigned) - started,
+                    "running": started,
+                    "suspended": len(w.suspended),
+                    "queue_size": w.per_worker_queue_size,
+                    "held_seconds": w.held_seconds,
+                    "succeeded": w.succeeded,
+                    "failed": w.failed,
+                    "heartbeat_age_seconds": None if w.last_heartbeat is None else now - w.last_heartbeat,
+                }
+            )
+        return lines
+
+    def task_counts(self) -> tuple[int, int, int]:
+        """Tasks held by all workers: (not started, started, suspended)."""
+        held = started = suspended = 0
+        for w in self._workers.values():
+            held += len(w.assigned)
+            started += len(w.started)
+            suspended += len(w.suspended)
+        return held - started, started, suspended
+
+
+def _parse_processor_figures(item: Any) -> dict[str, Any]:
+    as_list(item, "processor figures", ProcessorFigureField.BUSY + 1)
+    pid = item[ProcessorFigureField.PID]
+    return {
+        "pid": pid if type(pid) is int else None,
+        "cpu_percent": as_number(item[ProcessorFigureField.CPU_PERCENT], "processor cpu"),
+        "rss_bytes": as_int(item[ProcessorFigureField.RSS_BYTES], "processor rss"),
+        "busy": item[ProcessorFigureField.BUSY] is True,
+    }

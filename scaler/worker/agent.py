@@ -23,7 +23,7 @@ import zmq
 
 from scaler.io.async_socket import AsyncSocket
 from scaler.protocol.codec import MalformedMessage, decode, encode
-from scaler.protocol.messages import MessageType
+from scaler.protocol.messages import HeartbeatField, MessageType
 from scaler.utility.process_guard import trim_memory
 from scaler.worker import agent_wire
 from scaler.worker.agent_events import (
@@ -228,8 +228,10 @@ class WorkerAgent:
         self._apply(Tick(time.monotonic(), self._running()))
 
     def _heartbeat(self) -> None:
-        cpu = self._process.cpu_percent()
-        rss = self._process.memory_info().rss
+        agent_cpu = self._process.cpu_percent()
+        agent_rss = self._process.memory_info().rss
+        cpu, rss = agent_cpu, agent_rss
+        figures: list[list[Any]] = []
         processors = self._machine.processors
         for number in processors:
             handle = self._handles.get(number)
@@ -237,8 +239,16 @@ class WorkerAgent:
                 processor_cpu, processor_rss = handle.figures()
                 cpu += processor_cpu
                 rss += processor_rss
-        queued = self._machine.task_count
-        self._send_scheduler(encode(MessageType.WORKER_HEARTBEAT, [cpu, rss, queued, len(processors)]))
+                figures.append([handle.pid, processor_cpu, processor_rss, handle.running_task() != 0])
+        fields: list[Any] = [None] * len(HeartbeatField)
+        fields[HeartbeatField.CPU_PERCENT] = cpu
+        fields[HeartbeatField.RSS_BYTES] = rss
+        fields[HeartbeatField.QUEUED] = self._machine.task_count
+        fields[HeartbeatField.PROCESSORS] = len(processors)
+        fields[HeartbeatField.AGENT_CPU_PERCENT] = agent_cpu
+        fields[HeartbeatField.AGENT_RSS_BYTES] = agent_rss
+        fields[HeartbeatField.PROCESSOR_FIGURES] = figures
+        self._send_scheduler(encode(MessageType.WORKER_HEARTBEAT, fields))
 
     def _check_scheduler_alive(self) -> None:
         silent = time.monotonic() - self._last_contact
