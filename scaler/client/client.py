@@ -23,6 +23,7 @@ from scaler.client.future import ScalerFuture
 from scaler.client.graph import build_container, cull_and_order, dependencies_of, is_task
 from scaler.client.object_reference import ObjectReference
 from scaler.client.progress import progress_bar, require_tqdm
+from scaler.client.task_output import print_task_output
 from scaler.errors import (
     ClientClosedError,
     SchedulerLostError,
@@ -48,7 +49,9 @@ class Client:
     to the scheduler that runs the task. A Client can be passed to a task as an argument.
 
     The parameters come in the order of Scaler 1.x: ``Client(address, profiling, timeout_seconds,
-    heartbeat_interval_seconds, serializer)``.
+    heartbeat_interval_seconds, serializer)``. With ``stream_output=True``, what tasks print on stdout
+    and stderr appears on this process's stdout and stderr, each line prefixed with ``[worker name]``;
+    by default it stays in the workers' own output.
     """
 
     def __init__(
@@ -58,6 +61,8 @@ class Client:
         timeout_seconds: float = defaults.CLIENT_TIMEOUT_SECONDS,
         heartbeat_interval_seconds: float = defaults.CLIENT_HEARTBEAT_INTERVAL_SECONDS,
         serializer: Serializer | None = None,
+        *,
+        stream_output: bool = False,
     ) -> None:
         if address is None:
             processor = current_processor()
@@ -71,6 +76,7 @@ class Client:
         self.timeout_seconds = timeout_seconds
         self.heartbeat_interval_seconds = heartbeat_interval_seconds
         self.profiling = profiling
+        self.stream_output = stream_output
         self._custom_serializer = serializer
         self._serializer: Serializer = serializer if serializer is not None else DefaultSerializer()
         self._futures: dict[int, ScalerFuture] = {}
@@ -92,7 +98,12 @@ class Client:
             serializer_id = content_object_id(serializer_payload)
 
         self._connection = SchedulerConnection(
-            self.address, timeout_seconds, heartbeat_interval_seconds, self._on_results, self._on_lost
+            self.address,
+            timeout_seconds,
+            heartbeat_interval_seconds,
+            self._on_results,
+            self._on_lost,
+            print_task_output if stream_output else None,
         )
         name = f"{socket.gethostname()}:{os.getpid()}"
         self._connection.send_message(
@@ -328,6 +339,13 @@ class Client:
             return [ArgumentKind.OBJECT, value.object_id]
         return [ArgumentKind.INLINE, self._serialize(value, what=f"argument {position} ({type(value).__name__})")]
 
+    def _base_flags(self, profiling: bool | None) -> int:
+        """The flags every task of this client carries: profiling (this call's choice, or the client's) and output."""
+        flags = int(TaskFlag.PROFILING) if (self.profiling if profiling is None else profiling) else 0
+        if self.stream_output:
+            flags |= int(TaskFlag.STREAM_OUTPUT)
+        return flags
+
     def _submit_batch(
         self,
         fn: Callable[..., Any],
@@ -338,9 +356,7 @@ class Client:
         self._check_open()
         self._check_arguments(fn, argument_tuples, kwargs)
         function_id = self._function_id(fn)
-        flags = int(TaskFlag.RESULT_TO_CLIENT)
-        if self.profiling if profiling is None else profiling:
-            flags |= int(TaskFlag.PROFILING)
+        flags = self._base_flags(profiling) | int(TaskFlag.RESULT_TO_CLIENT)
         keywords = list(kwargs)
         keyword_values = list(kwargs.values())
         priority = self._base_priority
@@ -455,7 +471,7 @@ class _GraphBuilder:
         self._client = client
         self._graph = graph
         self._wanted = wanted
-        self._flags = int(TaskFlag.PROFILING) if (client.profiling if profiling is None else profiling) else 0
+        self._flags = client._base_flags(profiling)
         self.items: list[list[Any]] = []
         self.task_ids: dict[Any, int] = {}
         self.literals: dict[Any, Any] = {}

@@ -41,12 +41,14 @@ class SchedulerConnection:
         heartbeat_interval_seconds: float,
         deliver_results: Callable[[list[Any], list[Any]], None],
         on_lost: Callable[[BaseException], None],
+        on_output: Callable[[list[Any]], None] | None = None,
     ) -> None:
         self.address = address
         self._timeout_seconds = timeout_seconds
         self._heartbeat_interval = heartbeat_interval_seconds
         self._deliver_results = deliver_results
         self._on_lost = on_lost
+        self._on_output = on_output
         self._context = zmq.Context(io_threads=1)
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.IDENTITY, f"C|{socket.gethostname()}|{os.getpid()}|{uuid.uuid4().hex}".encode())
@@ -216,6 +218,9 @@ class SchedulerConnection:
             self._deliver_results(fields, frames)
         elif msg_type is MessageType.HEARTBEAT_ECHO:
             pass
+        elif msg_type is MessageType.OUTPUT_FROM_WORKER:
+            if self._on_output is not None:
+                self._on_output(fields)
         elif msg_type is MessageType.CLIENT_ACCEPT:
             self.accept_fields = fields
             self.accepted.set()

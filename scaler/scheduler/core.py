@@ -77,6 +77,7 @@ class SchedulerCore:
             MessageType.TASKS_RETURNED: lambda w, f, fr: self.tasks.on_tasks_returned(w, f),
             MessageType.TASKS_STARTED: lambda w, f, fr: self.tasks.on_tasks_started(w, f),
             MessageType.TASK_SUSPENDED: lambda w, f, fr: self.workers.set_suspended(w, f),
+            MessageType.TASK_OUTPUT: lambda w, f, fr: self.tasks.on_task_output(w, f),
             MessageType.WORKER_DISCONNECT: lambda w, f, fr: self.workers.remove(w.identity, "disconnected"),
         }
 

@@ -12,10 +12,19 @@ import logging
 import time
 from typing import Any
 
-from scaler.protocol.checks import as_bytes, as_int, as_list, require
+from scaler.protocol.checks import as_bytes, as_int, as_list, as_str, require
 from scaler.protocol.codec import FrameWriter, MalformedMessage, Payload, encode, payload_bytes, resolve
 from scaler.protocol.ids import client_number_of_task, result_object_id
-from scaler.protocol.messages import ArgumentKind, MessageType, ResultField, TaskFlag, TaskStatus, WorkerTaskField
+from scaler.protocol.messages import (
+    ArgumentKind,
+    MessageType,
+    OutputField,
+    OutputStream,
+    ResultField,
+    TaskFlag,
+    TaskStatus,
+    WorkerTaskField,
+)
 from scaler.scheduler.client_manager import ClientManager, ClientRecord
 from scaler.scheduler.dispatch_policy import TURN_SECONDS, steal_count
 from scaler.scheduler.object_manager import ObjectManager
@@ -30,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 _STATUS_VALUES = frozenset(int(s) for s in TaskStatus)
 _ENDED_COUNTERS = {int(s): f"ended_{s.name.lower()}" for s in TaskStatus}
+_OUTPUT_STREAMS = frozenset(int(stream) for stream in OutputStream)
 _SUCCESS = int(TaskStatus.SUCCESS)
 _CANCELLED_STATUS = int(TaskStatus.CANCELLED)
 _FAILED_COUNTERS = [name for status, name in _ENDED_COUNTERS.items() if status not in (_SUCCESS, _CANCELLED_STATUS)]
@@ -391,6 +401,24 @@ class TaskManager:
                 record(now, worker_name, function_id, run_seconds, status == _SUCCESS)
             self._fire(task, TaskEvent.RESULT, ending)
         self._workers.count_results(worker, succeeded, failed)
+
+    def on_task_output(self, worker: WorkerRecord, fields: list[Any]) -> None:
+        """Lines tasks printed: each goes on to the client of its task, with the worker's name (user text, as is)."""
+        by_client: dict[bytes, list[list[Any]]] = {}
+        for item in as_list(fields, "TASK_OUTPUT"):
+            as_list(item, "task output", OutputField.TEXT + 1)
+            task_id = as_int(item[OutputField.TASK_ID], "task id")
+            stream = as_int(item[OutputField.STREAM], "output stream")
+            require(stream in _OUTPUT_STREAMS, "unknown output stream")
+            text = as_str(item[OutputField.TEXT], "output text")
+            task = self._tasks.get(task_id)
+            if task is None or task.worker != worker.identity:
+                continue
+            client = self._clients.get(task.client)
+            if client is not None:
+                by_client.setdefault(client.identity, []).append([task_id, stream, text])
+        for identity, items in by_client.items():
+            self._send(identity, encode(MessageType.OUTPUT_FROM_WORKER, [worker.name, items]))
 
     def on_tasks_returned(self, worker: WorkerRecord, fields: list[Any]) -> None:
         """The answer to one TASK_WITHDRAW: returned tasks go to the front of the queue, kept ones stay assigned.

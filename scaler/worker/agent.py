@@ -207,6 +207,10 @@ class WorkerAgent:
             event = agent_wire.parse_processor_suspended(number, fields)
         elif msg_type is MessageType.PROCESSOR_RESUMED:
             event = ProcessorResumed(number)
+        elif msg_type is MessageType.TASK_OUTPUT:
+            # Printed lines take no decision: they go on to the scheduler as they came.
+            self._send_scheduler(encode(MessageType.TASK_OUTPUT, fields))
+            return
         else:
             logger.warning("worker %s: unexpected %s from processor %d", self.name, msg_type.name, number)
             return

@@ -26,17 +26,19 @@ from scaler.errors import MissingObjects, SerializationError
 from scaler.io.stream import BlockingStream
 from scaler.protocol.checks import resolve_object_items
 from scaler.protocol.codec import FrameWriter, Payload, decode, encode, payload_bytes, payload_view, resolve
-from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag, TaskStatus, WorkerTaskField
+from scaler.protocol.messages import ArgumentKind, MessageType, OutputStream, TaskFlag, TaskStatus, WorkerTaskField
 from scaler.serializer import DefaultSerializer, Serializer
 from scaler.task_context import ProcessorContext, set_current_processor
 from scaler.utility.process_guard import die_with_parent, reset_inherited_signals, trim_memory
 from scaler.worker.errors_wire import dump_exception
+from scaler.worker.task_output import output_sent_home
 
 logger = logging.getLogger(__name__)
 
 SHARED_TASK_ID = 0  # index in the shared array: id of the running task, 0 when idle
 SHARED_START_US = 1  # index in the shared array: monotonic start time of that task, microseconds
 _PROFILING = int(TaskFlag.PROFILING)
+_STREAM_OUTPUT = int(TaskFlag.STREAM_OUTPUT)
 
 
 class ObjectStore:
@@ -191,7 +193,11 @@ class Processor:
         if profiling:
             cpu_start = time.process_time()
             tracemalloc.start()
-        status, payload = self._execute(task)
+        if flags & _STREAM_OUTPUT:
+            with output_sent_home(self._send_output, task_id):
+                status, payload = self._execute(task)
+        else:
+            status, payload = self._execute(task)
         end = time.monotonic()
         self._shared[SHARED_TASK_ID] = 0
         profile = None
@@ -203,6 +209,9 @@ class Processor:
         self._results.append([task_id, status, ref, profile, end - start])
         if end - start > self._flush_seconds:
             self._flush()
+
+    def _send_output(self, task_id: int, stream: OutputStream, text: str) -> None:
+        self._socket.send(encode(MessageType.TASK_OUTPUT, [[task_id, int(stream), text]]))
 
     def _execute(self, task: list[Any]) -> tuple[int, bytes | None]:
         serializer_id = task[WorkerTaskField.SERIALIZER_ID]
