@@ -1,77 +1,93 @@
-"""scaler_top MONITOR_ADDRESS: a live view of a scheduler's status."""
+"""scaler_top MONITOR_ADDRESS: a full-screen monitor of a scheduler's status, or one status as text (--once)."""
 
 from __future__ import annotations
 
+import importlib
 import sys
-import time
-from typing import Any
 
 import click
 
 from scaler.cli.common import address_argument
 from scaler.io.status_subscriber import StatusSubscriber
+from scaler.top.address_hint import no_status_message, something_listens
+from scaler.top.figures import DEFAULT_SORT, SORT_KEYS
+from scaler.top.text_view import TEXTUAL_MISSING_NOTE, render, run_plain
+
+__all__ = ["main", "render"]
 
 
-def _megabytes(value: int) -> str:
-    return f"{value / 1e6:,.1f} MB"
+def textual_available() -> bool:
+    """Whether textual (the optional extra ``scaler[monitor]``) can be imported."""
+    try:
+        importlib.import_module("textual")
+    except ImportError:
+        return False
+    return True
 
 
-def render(status: dict[str, Any]) -> str:
-    """A status message as text lines."""
-    scheduler = status.get("scheduler", {})
-    tasks = status.get("tasks", {})
-    objects = status.get("objects", {})
-    lines = [
-        f"scheduler pid {scheduler.get('pid')}  cpu {scheduler.get('cpu_percent', 0):.0f}%  "
-        f"rss {_megabytes(scheduler.get('rss_bytes', 0))}  clients {len(status.get('clients', []))}",
-        f"tasks unfinished {tasks.get('unfinished', 0)}  queued {tasks.get('queued', 0)}  "
-        f"submitted {tasks.get('submitted', 0)}  succeeded {tasks.get('ended_success', 0)}  "
-        f"failed {tasks.get('ended_raised', 0)}  cancelled {tasks.get('ended_cancelled', 0)}",
-        f"objects {objects.get('count', 0)} ({_megabytes(objects.get('bytes', 0))})",
-        "",
-        f"{'worker':<32} {'cpu':>6} {'rss':>12} {'assigned':>9} {'queued':>7} {'procs':>6}",
-    ]
-    for worker in status.get("workers", []):
-        lines.append(
-            f"{worker['name'][:32]:<32} {worker['cpu_percent']:>5.0f}% {_megabytes(worker['rss_bytes']):>12} "
-            f"{worker['assigned']:>9} {worker['queued']:>7} {worker['processors']:>6}"
-        )
-    return "\n".join(lines)
+def print_once(address: str, timeout_seconds: float, sort: str) -> int:
+    """Print one status as plain text; on no status, say where the monitor probably is. Returns the exit code."""
+    with StatusSubscriber(address) as subscriber:
+        try:
+            status = subscriber.latest(timeout_seconds)
+        except TimeoutError:
+            click.echo(no_status_message(address, timeout_seconds, something_listens(address)), err=True)
+            return 1
+    click.echo(render(status, sort))
+    return 0
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @address_argument
-@click.option("--once", is_flag=True, help="print one status and exit")
+@click.option("--once", is_flag=True, help="print one status as plain text and exit (for pipes and scripts)")
+@click.option(
+    "--interval",
+    "-i",
+    "interval_seconds",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    help="redraw the screen every this many seconds",
+)
 @click.option(
     "--timeout-seconds",
     "--timeout",
     "-t",
-    type=float,
+    type=click.FloatRange(min=0),
     default=10.0,
     show_default=True,
-    help="give up when no status arrives for this long",
+    help="with --once, give up when no status arrives for this long; full screen, say so after this long "
+    "(and where the monitor probably is) and keep waiting",
 )
-def main(address: str, once: bool, timeout_seconds: float) -> None:
-    """Show the status a scheduler publishes on its monitor ADDRESS (the scheduler's port + 1 by default)."""
-    subscriber = StatusSubscriber(address)
+@click.option(
+    "--sort",
+    type=click.Choice(SORT_KEYS),
+    default=DEFAULT_SORT,
+    show_default=True,
+    help="the worker column to sort by (full screen: keys c cpu, m rss, u queued, r running, n name)",
+)
+def main(address: str, once: bool, interval_seconds: float, timeout_seconds: float, sort: str) -> None:
+    """Show the status a scheduler publishes on its monitor ADDRESS: its port + 1 unless it was started with
+    --monitor-address (a scheduler on tcp://HOST:6378 publishes on tcp://HOST:6379).
+
+    Full screen by default (q quits); without textual installed (pip install "scaler[monitor]"), or when the
+    output is not a terminal, a plain view redrawn every interval.
+    """
+    if once:
+        sys.exit(print_once(address, timeout_seconds, sort))
+    if not textual_available():
+        note: str | None = TEXTUAL_MISSING_NOTE
+    elif not sys.stdout.isatty():
+        note = None  # redirected: plain frames rather than terminal escapes
+    else:
+        from scaler.top.app import run_app
+
+        run_app(address, interval_seconds, timeout_seconds, sort)
+        return
     try:
-        while True:
-            try:
-                status = subscriber.latest(timeout_seconds)
-            except TimeoutError as exc:
-                click.echo(str(exc), err=True)
-                sys.exit(1)
-            text = render(status)
-            if once:
-                click.echo(text)
-                return
-            click.clear()
-            click.echo(time.strftime("%H:%M:%S  ") + address)
-            click.echo(text)
+        run_plain(address, interval_seconds, timeout_seconds, sort, click.echo, click.clear, note)
     except KeyboardInterrupt:
         pass
-    finally:
-        subscriber.close()
 
 
 if __name__ == "__main__":
