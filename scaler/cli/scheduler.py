@@ -9,9 +9,12 @@ import click
 
 from scaler import defaults
 from scaler.cli.common import address_argument, apply_logging, logging_options
+from scaler.io.address import default_monitor_address
 from scaler.io.event_loop import EVENT_LOOPS
 from scaler.scheduler.config import SchedulerConfig
 from scaler.scheduler.process import run_scheduler
+from scaler.ui import DashboardUnavailable
+from scaler.ui.server import DashboardProcess, dashboard_host_for
 
 logger = logging.getLogger("scaler.cli.scheduler")
 
@@ -89,6 +92,13 @@ logger = logging.getLogger("scaler.cli.scheduler")
     default=None,
     help="address of the status PUB socket (default: the scheduler's port + 1)",
 )
+@click.option(
+    "--dashboard-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="also serve the web dashboard (scaler_ui) on this port, on the scheduler's host "
+    '(needs pip install "scaler[dashboard]")',
+)
 @logging_options
 def main(
     address: str,
@@ -104,6 +114,7 @@ def main(
     event_loop: str,
     protected: bool,
     monitor_address: str | None,
+    dashboard_port: int | None,
     logging_paths: tuple[str, ...],
     logging_level: str,
     logging_config_file: str | None,
@@ -126,7 +137,23 @@ def main(
         event_loop=event_loop,
     )
     logger.info("scheduler options: %s", config)
-    run_scheduler(config)
+    dashboard = None
+    if dashboard_port is not None:
+        dashboard = DashboardProcess(
+            monitor_address or default_monitor_address(address),
+            dashboard_host_for(address),
+            dashboard_port,
+            (logging_paths, logging_level, logging_config_file),
+        )
+        try:
+            dashboard.start()
+        except (DashboardUnavailable, RuntimeError) as exc:
+            raise click.ClickException(str(exc)) from None
+    try:
+        run_scheduler(config)
+    finally:
+        if dashboard is not None:
+            dashboard.shutdown(timeout_seconds=5)
     sys.exit(0)
 
 

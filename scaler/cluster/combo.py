@@ -10,8 +10,9 @@ from scaler import defaults
 from scaler.cluster.cluster import default_number_of_workers
 from scaler.cluster.scheduler import Scheduler
 from scaler.cluster.service import address_text, logging_settings, warn_ignored
-from scaler.io.address import local_address
+from scaler.io.address import default_monitor_address, local_address
 from scaler.scheduler.config import SchedulerConfig
+from scaler.ui.server import DashboardProcess
 from scaler.worker.config import WorkerConfig
 from scaler.worker.pool import WorkerPool
 
@@ -24,6 +25,8 @@ class SchedulerClusterCombo:
     With no address, the scheduler listens on a free port of 127.0.0.1; ``get_address()`` tells it.
     The constructor raises RuntimeError at once if the scheduler cannot start (its port is taken).
     ``n_workers`` comes first, as in Scaler 1.x, and may be 0 (a scheduler alone).
+    With ``dashboard_port``, the web dashboard (``scaler_ui``) runs too, on 127.0.0.1 at that port (0: any
+    free port); ``dashboard_address`` tells its URL. It needs ``pip install "scaler[dashboard]"``.
     """
 
     def __init__(
@@ -54,6 +57,7 @@ class SchedulerClusterCombo:
         *,
         worker_names: Sequence[str] | None = None,
         allowed_failures: int = defaults.SCHEDULER_ALLOWED_FAILURES,
+        dashboard_port: int | None = None,
         **ignored: Any,
     ) -> None:
         """With no logging option, the processes keep the logging they inherit from this one.
@@ -89,6 +93,7 @@ class SchedulerClusterCombo:
             event_loop=event_loop,
         )
         self._stopped = True  # until everything has started: shutdown() then has nothing to do
+        self._dashboard: DashboardProcess | None = None
         self._scheduler = Scheduler(
             config=scheduler_config,
             logging_paths=logging_paths,
@@ -103,6 +108,16 @@ class SchedulerClusterCombo:
         except BaseException:
             self._scheduler.shutdown()
             raise
+        if dashboard_port is not None:
+            monitor = scheduler_config.monitor_address or default_monitor_address(self._address)
+            self._dashboard = DashboardProcess(monitor, "127.0.0.1", dashboard_port, worker_logging)
+            try:
+                self._dashboard.start()
+            except BaseException:
+                self._dashboard = None
+                self._pool.stop()
+                self._scheduler.shutdown(timeout_seconds=5)
+                raise
         self._stopped = False
 
     def get_address(self) -> str:
@@ -115,6 +130,11 @@ class SchedulerClusterCombo:
         return self._scheduler.pid
 
     @property
+    def dashboard_address(self) -> str | None:
+        """The http URL of the dashboard, or None without ``dashboard_port``."""
+        return self._dashboard.url if self._dashboard is not None else None
+
+    @property
     def worker_pids(self) -> list[int]:
         """The process ids of the worker agents (each runs its processors as child processes)."""
         return [p.pid for p in self._pool.processes if p.pid is not None]
@@ -124,6 +144,8 @@ class SchedulerClusterCombo:
         if self._stopped:
             return
         self._stopped = True
+        if self._dashboard is not None:
+            self._dashboard.shutdown(timeout_seconds=5)
         self._pool.stop()
         self._scheduler.shutdown(timeout_seconds=5)
 
