@@ -63,7 +63,7 @@ def test_sigint_also_stops_both_commands_with_exit_zero() -> None:
                 process.wait(timeout=10)
 
 
-@pytest.mark.parametrize("command", ["scaler_scheduler", "scaler_worker", "scaler_cluster", "scaler_top"])
+@pytest.mark.parametrize("command", ["scaler_scheduler", "scaler_worker", "scaler_cluster", "scaler_top", "scaler_ui"])
 def test_every_command_has_help(command: str) -> None:
     result = subprocess.run([str(BIN / command), "--help"], capture_output=True, timeout=60)
     assert result.returncode == 0
