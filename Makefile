@@ -11,7 +11,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[test,progress,monitor,dashboard]"
+	$(BIN)/python -m pip install -q -e ".[test,progress,monitor,dashboard,streams,dask]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -19,6 +19,7 @@ import cloudpickle
 
 from scaler import defaults
 from scaler.client.connection import SchedulerConnection
+from scaler.client.dask_graph import dask_request
 from scaler.client.future import ScalerFuture
 from scaler.client.graph import build_container, cull_and_order, dependencies_of, is_task
 from scaler.client.object_reference import ObjectReference
@@ -179,8 +180,13 @@ class Client:
     starmap = map
 
     def get(
-        self, graph: dict[Any, Any], keys: list[Any], block: bool = True, profiling: bool | None = None
-    ) -> dict[Any, Any]:
+        self,
+        graph: dict[Any, Any],
+        keys: list[Any],
+        block: bool = True,
+        profiling: bool | None = None,
+        **dask_options: Any,
+    ) -> Any:
         """Compute ``keys`` of a Dask-style graph; returns {key: value}, or {key: future} when not blocking.
 
         A graph maps keys to literal values or to tasks ``(function, *arguments)`` whose arguments
@@ -188,8 +194,14 @@ class Client:
         soon as its inputs are ready. Raised at once, before anything runs: GraphCycleError (a
         graphlib.CycleError) for a cycle, GraphKeyError (a KeyError) for a key missing from the graph
         or named twice in ``keys``, TypeError for a task whose arguments do not fit its function.
+
+        It is also a Dask scheduler: ``dask.compute(x, scheduler=client.get)`` hands it a Dask graph
+        (``dask_options`` are Dask's, ignored), and the results come back in the nesting of Dask's keys.
         """
         self._check_open()
+        request = dask_request(graph, keys)
+        if request is not None:
+            return request.repack(self.get(request.graph, request.keys, profiling=profiling))
         order = cull_and_order(graph, keys)
         builder = _GraphBuilder(self, graph, set(keys), profiling)
         for key in order:
