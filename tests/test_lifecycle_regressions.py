@@ -28,7 +28,7 @@ from tests.cluster_parts import Cluster, StatusReader
 from tests.helpers import wait_until
 from tests.protocol_peer import FakeWorker, ProtocolClient, argument
 
-FAILURE_STATUSES = {int(TaskStatus.FAILED), int(TaskStatus.OBJECT_MISSING)}
+FAILURE_STATUSES = {int(TaskStatus.FAILED), int(TaskStatus.OBJECT_MISSING), int(TaskStatus.DEPENDENCY_GONE)}
 
 
 # ---------------------------------------------------------------------------------------------- status checks

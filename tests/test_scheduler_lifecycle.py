@@ -113,7 +113,7 @@ def test_a_task_with_an_unknown_dependency_fails() -> None:
     wiring.connect_worker("w")
     base = task_id_base(client.number)
     wiring.deliver(b"client", MessageType.TASK_SUBMIT, [task(base + 2, [ArgumentKind.TASK, base + 1])])
-    assert results_for(wiring) == {base + 2: TaskStatus.FAILED}
+    assert results_for(wiring) == {base + 2: TaskStatus.DEPENDENCY_GONE}
     a_fresh_task_runs(wiring, client, base + 3)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -21,6 +22,7 @@ from scaler import defaults
 from scaler.client.connection import SchedulerConnection
 from scaler.client.dask_graph import dask_request
 from scaler.client.future import ScalerFuture
+from scaler.client.future_arguments import Filled, InputFailed, Pending, fill_slots, holds_future, resolve_argument
 from scaler.client.graph import build_container, cull_and_order, dependencies_of, is_task
 from scaler.client.object_reference import ObjectReference
 from scaler.client.progress import progress_bar, require_tqdm
@@ -33,9 +35,9 @@ from scaler.errors import (
     TaskFailedError,
 )
 from scaler.io.address import validate_address
-from scaler.protocol.codec import FrameWriter, encode, resolve
+from scaler.protocol.codec import FrameWriter, Payload, encode, payload_bytes, resolve
 from scaler.protocol.ids import content_object_id, random_object_id, task_id_base
-from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag
+from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag, TaskStatus
 from scaler.serializer import DefaultSerializer, Serializer
 from scaler.task_context import current_processor, waiting_on_nested_tasks
 
@@ -84,6 +86,8 @@ class Client:
         self._function_ids: dict[Any, bytes] = {}
         self._call_shapes: dict[Any, _CallShape | None] = {}
         self._sent_objects: set[bytes] = set()
+        self._retry_records: dict[int, _RetryRecord] = {}
+        self._fetches: dict[int, concurrent.futures.Future[Payload]] = {}
         self._lock = threading.Lock()
         self._closed = False
         self._shutting_down = False
@@ -386,6 +390,8 @@ class Client:
                         continue
                     except Exception:
                         pass
+                elif holds_future(value):
+                    return self._submit_with_futures(fn, argument_tuples, kwargs, profiling)
                 encoded.append(encode_argument(value, position))
             items.append([task_id, function_id, priority, flags, encoded, keywords])
             futures.append(ScalerFuture(task_id, self._serializer, self._cancel_tasks))
@@ -396,6 +402,123 @@ class Client:
         # A client with nothing in flight (a round trip) sends at once; a burst of submits is batched.
         self._connection.send_tasks(items, now=idle)
         return futures
+
+    @property
+    def bytes_received(self) -> int:
+        """Bytes this client has received from the scheduler so far (results, mostly)."""
+        return self._connection.bytes_received
+
+    def _submit_with_futures(
+        self,
+        fn: Callable[..., Any],
+        argument_tuples: list[Any],
+        kwargs: dict[str, Any],
+        profiling: bool | None,
+    ) -> list[ScalerFuture]:
+        """Submit tasks some of whose arguments are futures (see future_arguments).
+
+        The results of the pending ones are held in the scheduler (RESULT_HOLD, sent first): they go from
+        worker to worker, and reach this client only if its code asks for them.
+        """
+        function_id = self._function_id(fn)
+        base_flags = self._base_flags(profiling)
+        flags = base_flags | int(TaskFlag.RESULT_TO_CLIENT)
+        keywords = list(kwargs)
+        priority = self._base_priority
+        items: list[list[Any]] = []
+        futures: list[ScalerFuture] = []
+        to_hold: list[ScalerFuture] = []
+        for arguments in argument_tuples:
+            task_id = next(self._task_ids)
+            future = ScalerFuture(task_id, self._serializer, self._cancel_tasks)
+            futures.append(future)
+            try:
+                values = [resolve_argument(value, self._owns) for value in (*arguments, *kwargs.values())]
+            except InputFailed as failed:
+                future.set_exception(failed.cause)
+                continue
+            encoded: list[list[Any]] = []
+            for position, value in enumerate(values):
+                if type(value) is Pending:
+                    encoded.append([ArgumentKind.TASK, value.future.task_id])
+                    to_hold.append(value.future)
+                elif type(value) is Filled:
+                    fill_id = next(self._task_ids)
+                    template = self._serialize(value.template, what=f"argument {position}")
+                    fill_args = [[ArgumentKind.INLINE, template]]
+                    fill_args += [[ArgumentKind.TASK, pending.task_id] for pending in value.futures]
+                    items.append([fill_id, self._function_id(fill_slots), priority, base_flags, fill_args, []])
+                    encoded.append([ArgumentKind.TASK, fill_id])
+                    to_hold.extend(value.futures)
+                else:
+                    encoded.append(self._encode_argument(value, position))
+            items.append([task_id, function_id, priority, flags, encoded, keywords])
+            # Kept until the task ends, in case a future it takes ended before the task reached the scheduler.
+            self._retry_records[task_id] = _RetryRecord(fn, tuple(arguments), kwargs, profiling)
+            future.add_done_callback(functools.partial(self._forget_retry, task_id))
+        hold_ids = []
+        for pending in to_hold:
+            if pending.held_results is None:
+                pending.held_results = self
+                hold_ids.append(pending.task_id)
+        with self._lock:
+            for future in futures:
+                if not future.done():
+                    self._futures[future.task_id] = future
+        if hold_ids:
+            self._connection.send_message(encode(MessageType.RESULT_HOLD, hold_ids))
+        if items:
+            self._connection.send_tasks(items)
+        return futures
+
+    def _forget_retry(self, task_id: int, _: concurrent.futures.Future[Any]) -> None:
+        self._retry_records.pop(task_id, None)
+
+    def _owns(self, future: ScalerFuture) -> bool:
+        """Whether ``future`` is of a task this client submitted (and still waits for)."""
+        with self._lock:
+            return self._futures.get(future.task_id) is future
+
+    def fetch(self, task_id: int) -> Payload:
+        """The held result of ``task_id``, fetched from the scheduler (ScalerFuture calls it; see HeldResults)."""
+        reply: concurrent.futures.Future[Payload] = concurrent.futures.Future()
+        with self._lock:
+            self._fetches[task_id] = reply
+        self._connection.send_message(encode(MessageType.RESULT_FETCH, [task_id]))
+        try:
+            return reply.result(timeout=self.timeout_seconds)
+        except concurrent.futures.TimeoutError:
+            raise SchedulerLostError(f"the scheduler did not send the held result of task {task_id:#x}") from None
+        finally:
+            with self._lock:
+                self._fetches.pop(task_id, None)
+
+    def release(self, task_id: int) -> None:
+        """The held result of ``task_id`` is no longer needed here (ScalerFuture calls it; see HeldResults)."""
+        if not self._closed and self._connection.is_open:
+            self._connection.send_message(encode(MessageType.RESULT_RELEASE, [task_id]))
+
+    def _on_fetched(self, task_id: int, status: int, payload: Payload | None) -> None:
+        with self._lock:
+            reply = self._fetches.pop(task_id, None)
+        if reply is None:
+            return
+        if status == TaskStatus.SUCCESS and payload is not None:
+            reply.set_result(payload)
+        else:
+            text = payload_bytes(payload).decode("utf-8", "replace") if payload is not None else "no payload"
+            reply.set_exception(TaskFailedError(f"cannot fetch the result of task {task_id:#x}: {text}"))
+
+    def _retry(self, future: ScalerFuture, record: _RetryRecord) -> None:
+        """Submit again a task one of whose input futures had ended before it came (their values now go
+        with it), and settle ``future`` with the new task's outcome."""
+        try:
+            (retried,) = self._submit_with_futures(record.fn, [record.arguments], record.kwargs, record.profiling)
+        except Exception as exc:
+            future.fail(exc)
+            return
+        future.cancel_together = [retried.task_id]
+        retried.add_done_callback(lambda done: _settle_from(future, done))
 
     def _cancel_tasks(self, task_ids: list[int]) -> None:
         """Cancel these tasks in the scheduler; their pending futures (a graph's other nodes too) end cancelled."""
@@ -418,7 +541,15 @@ class Client:
                 logger.warning("client dropped a malformed result item from the scheduler: %.200r", item)
                 continue
             if future is None:
+                if self._fetches:
+                    with contextlib.suppress(Exception):
+                        self._on_fetched(task_id, status, None if reference is None else resolve(reference, frames))
                 continue
+            if status == _DEPENDENCY_GONE:
+                record = self._retry_records.pop(task_id, None)
+                if record is not None:  # off the I/O thread: submitting may fetch a held result
+                    threading.Thread(target=self._retry, args=(future, record), daemon=True).start()
+                    continue
             try:
                 payload = None if reference is None else resolve(reference, frames)
             except Exception as exc:
@@ -440,6 +571,32 @@ class Client:
 
 
 _PLAIN_TYPES = frozenset({int, float, str, bytes, bool, type(None)})
+_DEPENDENCY_GONE = int(TaskStatus.DEPENDENCY_GONE)
+
+
+@dataclasses.dataclass(frozen=True)
+class _RetryRecord:
+    """What it takes to submit a task with future arguments again."""
+
+    fn: Callable[..., Any]
+    arguments: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    profiling: bool | None
+
+
+def _settle_from(target: ScalerFuture, source: concurrent.futures.Future[Any]) -> None:
+    """Settle ``target`` as ``source`` ended."""
+    if source.cancelled():
+        target._mark_cancelled()
+        return
+    error = source.exception()
+    if error is not None:
+        target.fail(error)
+        return
+    try:
+        target.set_result(source.result())
+    except concurrent.futures.InvalidStateError:
+        pass
 
 
 @dataclasses.dataclass(frozen=True)

@@ -49,6 +49,7 @@ class SchedulerConnection:
         self._deliver_results = deliver_results
         self._on_lost = on_lost
         self._on_output = on_output
+        self.bytes_received = 0  # every message from the scheduler, all its frames
         self._context = zmq.Context(io_threads=1)
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.IDENTITY, f"C|{socket.gethostname()}|{os.getpid()}|{uuid.uuid4().hex}".encode())
@@ -206,8 +207,12 @@ class SchedulerConnection:
         """Every message waiting on the socket; they are handled once the socket's lock is released."""
         received = []
         socket = self._socket
+        received_bytes = 0
         while readable(socket):
-            received.append(recv_parts(socket, NOBLOCK))
+            parts = recv_parts(socket, NOBLOCK)
+            received_bytes += sum(len(part) for part in parts)
+            received.append(parts)
+        self.bytes_received += received_bytes
         if received:
             self._last_heard = time.monotonic()
         return received

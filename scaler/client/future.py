@@ -6,8 +6,9 @@ import concurrent.futures
 import dataclasses
 import logging
 import threading
+import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import zmq
 
@@ -28,6 +29,7 @@ from scaler.worker.errors_wire import load_exception
 logger = logging.getLogger(__name__)
 
 _NO_PAYLOAD = object()
+_HELD = object()  # the result succeeded and waits in the scheduler
 # concurrent.futures' own state names (Future keeps its state in these strings).
 _RUNNING = "RUNNING"
 _CANCELLED = "CANCELLED"
@@ -52,6 +54,14 @@ class ProfilingInfo:
         return self.memory_peak
 
 
+class HeldResults(Protocol):
+    """Where a held result is fetched from and released: the client's connection to the scheduler."""
+
+    def fetch(self, task_id: int) -> Payload: ...
+
+    def release(self, task_id: int) -> None: ...
+
+
 class ScalerFuture(concurrent.futures.Future):
     """The future of one task. Works with ``concurrent.futures.wait`` and ``as_completed``.
 
@@ -69,6 +79,9 @@ class ScalerFuture(concurrent.futures.Future):
         self._decode_lock = threading.Lock()
         self._profiling: ProfilingInfo | None = None
         self.cancel_together: list[int] | None = None  # task ids cancelled with this one (its graph)
+        # Set when a task took this future as an argument: its result is held in the scheduler (HeldResults).
+        self.held_results: HeldResults | None = None
+        self._release_held: weakref.finalize | None = None
 
     # ------------------------------------------------------------------ user API
 
@@ -120,6 +133,11 @@ class ScalerFuture(concurrent.futures.Future):
             if status == TaskStatus.SUCCESS:
                 self._payload = _checked(payload)
                 self.set_result(None)
+            elif status == TaskStatus.SUCCESS_HELD and self.held_results is not None:
+                # The result waits in the scheduler: fetched if asked for, released when this future goes.
+                self._payload = _HELD
+                self._release_held = weakref.finalize(self, self.held_results.release, self.task_id)
+                self.set_result(None)
             elif status == TaskStatus.CANCELLED:
                 self._mark_cancelled()
             else:
@@ -156,6 +174,10 @@ class ScalerFuture(concurrent.futures.Future):
         if self._payload is _NO_PAYLOAD:
             return self._result
         with self._decode_lock:
+            if self._payload is _HELD:
+                assert self.held_results is not None and self._release_held is not None
+                self._payload = self.held_results.fetch(self.task_id)
+                self._release_held()
             if self._payload is not _NO_PAYLOAD:
                 try:
                     self._result = self._serializer.deserialize(payload_bytes(self._payload))

@@ -25,6 +25,11 @@ class MessageType(enum.IntEnum):
     CLIENT_CLEAR = 7  # []
     CLIENT_DISCONNECT = 8  # []
     CLUSTER_SHUTDOWN = 9  # []
+    # [task_id, ...]  keep these tasks' results in the scheduler (answered by TaskStatus.SUCCESS_HELD): a task
+    # submitted next takes them as arguments, and the client fetches them only if asked
+    RESULT_HOLD = 10
+    RESULT_FETCH = 11  # [task_id, ...]  send these held results (answered with TASK_RESULTS)
+    RESULT_RELEASE = 12  # [task_id, ...]  the client no longer needs these held results
 
     # scheduler -> client
     CLIENT_ACCEPT = 20  # [client_number: int, protected: bool, scheduler_version: str]
@@ -111,6 +116,9 @@ class TaskStatus(enum.IntEnum):
     TIMED_OUT = 5  # payload: utf-8 text naming the limit
     FAILED = 6  # payload: utf-8 text (bad input that no worker could run: an unknown dependency, ...)
     OBJECT_MISSING = 7  # payload: utf-8 text naming the object (or function) the task needs and nobody holds
+    SUCCESS_HELD = 8  # payload: None; it succeeded and its result waits in the scheduler (RESULT_HOLD, RESULT_FETCH)
+    # payload: utf-8 text; a task it depends on had ended (and its result gone to the client) before it came
+    DEPENDENCY_GONE = 9
 
 
 class ProfileField(enum.IntEnum):

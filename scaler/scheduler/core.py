@@ -66,6 +66,9 @@ class SchedulerCore:
             MessageType.TASK_SUBMIT: self.tasks.on_submit,
             MessageType.OBJECT_PUT: self._on_object_put,
             MessageType.TASK_CANCEL: lambda c, f, fr: self.tasks.on_cancel(c, f),
+            MessageType.RESULT_HOLD: lambda c, f, fr: self.tasks.on_result_hold(c, f),
+            MessageType.RESULT_FETCH: lambda c, f, fr: self.tasks.on_result_fetch(c, f),
+            MessageType.RESULT_RELEASE: lambda c, f, fr: self.tasks.on_result_release(c, f),
             MessageType.OBJECT_DELETE: self._on_object_delete,
             MessageType.CLIENT_CLEAR: self._on_client_clear,
             MessageType.CLIENT_DISCONNECT: lambda c, f, fr: self.clients.remove(c.identity, "disconnected"),
@@ -172,6 +175,7 @@ class SchedulerCore:
 
     def _on_client_clear(self, client: ClientRecord, fields: list[Any], frames: list[Any]) -> None:
         self.tasks.cancel_all_of(client.number)
+        self.tasks.drop_held_results(client.number)
         # The client sent its serializer once, when it connected: its later tasks still need it.
         self.objects.delete_all_of(client.number, keep=client.serializer_id)
 

@@ -109,6 +109,10 @@ class ObjectManager:
             if record is not None:
                 record.holders.discard(worker)
 
+    def payload_of(self, object_id: bytes) -> Payload:
+        """The payload of a stored object (KeyError if there is none)."""
+        return self._objects[object_id].payload
+
     def function_name(self, object_id: bytes) -> str | None:
         """The name a client gave the function object ``object_id``; None if unknown or not a function."""
         record = self._objects.get(object_id)

@@ -37,12 +37,16 @@ from scaler.utility.log_limit import LimitedLog
 
 logger = logging.getLogger(__name__)
 
-_STATUS_VALUES = frozenset(int(s) for s in TaskStatus)
+# What a worker may report; the others are the scheduler's own answers to clients.
+_STATUS_VALUES = frozenset(int(s) for s in TaskStatus) - {int(TaskStatus.SUCCESS_HELD), int(TaskStatus.DEPENDENCY_GONE)}
 _ENDED_COUNTERS = {int(s): f"ended_{s.name.lower()}" for s in TaskStatus}
 _OUTPUT_STREAMS = frozenset(int(stream) for stream in OutputStream)
 _SUCCESS = int(TaskStatus.SUCCESS)
 _CANCELLED_STATUS = int(TaskStatus.CANCELLED)
-_FAILED_COUNTERS = [name for status, name in _ENDED_COUNTERS.items() if status not in (_SUCCESS, _CANCELLED_STATUS)]
+_SUCCESS_HELD = int(TaskStatus.SUCCESS_HELD)
+_FAILED_COUNTERS = [
+    name for status, name in _ENDED_COUNTERS.items() if status not in (_SUCCESS, _CANCELLED_STATUS, _SUCCESS_HELD)
+]
 # Positions in a client's tally.
 _SUBMITTED, _SUCCEEDED, _FAILED = range(3)
 _RESULT_TO_CLIENT = int(TaskFlag.RESULT_TO_CLIENT)
@@ -271,6 +275,8 @@ class TaskManager:
         self._by_client: dict[int, dict[int, None]] = {}
         self._queue = TaskQueue()
         self._result_users: dict[int, int] = {}  # kept result's task id -> dependents not yet ended
+        self._hold_asked: set[int] = set()  # unfinished tasks whose result the client asked to hold
+        self._held: set[int] = set()  # ended tasks whose result is kept for their client (RESULT_HOLD)
         self.durations = DurationEstimates()
         self.activity = TaskActivity(objects.function_name)
         self.counters: collections.Counter[str] = collections.Counter()
@@ -322,8 +328,13 @@ class TaskManager:
         }
 
     def forget_client(self, client_number: int) -> None:
-        """The client is gone: drop its tally (its tasks were cancelled)."""
+        """The client is gone: drop its tally and its held results (its tasks were cancelled, its objects go)."""
         self._client_tallies.pop(client_number, None)
+        self.drop_held_results(client_number)
+
+    def drop_held_results(self, client_number: int) -> None:
+        """Forget the results held for a client whose objects are being deleted (it cleared or left)."""
+        self._held = {task_id for task_id in self._held if client_number_of_task(task_id) != client_number}
 
     # ------------------------------------------------------------------ from clients
 
@@ -355,6 +366,34 @@ class TaskManager:
         tally[_SUBMITTED] += len(accepted)
         for record in accepted:
             self._place(record)
+
+    def on_result_hold(self, client: ClientRecord, fields: list[Any]) -> None:
+        """Keep the results of these unfinished tasks in the scheduler instead of sending them; ended ones are
+        past holding (their results are on their way to the client)."""
+        for task_id in as_list(fields, "RESULT_HOLD"):
+            task = self._tasks.get(as_int(task_id, "task id"))
+            if task is not None and task.client == client.number:
+                self._hold_asked.add(task.task_id)
+
+    def on_result_fetch(self, client: ClientRecord, fields: list[Any]) -> None:
+        """Send these held results to their client (they stay held until released)."""
+        for task_id in as_list(fields, "RESULT_FETCH"):
+            task_id = as_int(task_id, "task id")
+            if task_id in self._held and client_number_of_task(task_id) == client.number:
+                payload = self._objects.payload_of(result_object_id(task_id))
+                self._outbox.add_result(client.identity, task_id, _SUCCESS, payload, None)
+            else:
+                message = f"the result of task {task_id:#x} is not held in the scheduler".encode()
+                self._outbox.add_result(client.identity, task_id, TaskStatus.FAILED, message, None)
+
+    def on_result_release(self, client: ClientRecord, fields: list[Any]) -> None:
+        """The client no longer needs these held results: each goes once no unfinished task needs it either."""
+        for task_id in as_list(fields, "RESULT_RELEASE"):
+            task_id = as_int(task_id, "task id")
+            if task_id in self._held and client_number_of_task(task_id) == client.number:
+                self._held.discard(task_id)
+                if task_id not in self._result_users:
+                    self._objects.delete(client.number, [result_object_id(task_id)])
 
     def on_cancel(self, client: ClientRecord, fields: list[Any]) -> None:
         """Cancel tasks of this client: queued ones end now, assigned ones are stopped by their worker."""
@@ -614,15 +653,26 @@ class TaskManager:
                 self._log_failure(task, status, ending.payload)
 
         client = self._clients.get(task.client)
+        hold = bool(self._hold_asked) and task.task_id in self._hold_asked
+        if hold:
+            self._hold_asked.discard(task.task_id)
+            hold = client is not None and status == _SUCCESS
         if client is not None and task.flags & _RESULT_TO_CLIENT:
-            self._outbox.add_result(client.identity, task.task_id, status, ending.payload, ending.profile)
+            if hold:
+                self._outbox.add_result(client.identity, task.task_id, _SUCCESS_HELD, None, ending.profile)
+            else:
+                self._outbox.add_result(client.identity, task.task_id, status, ending.payload, ending.profile)
         if registered:
             for dependency_id in task.dependencies:
                 self._release_result(task.client, dependency_id)
+        if hold:
+            assert ending.payload is not None
+            self._objects.put(task.client, result_object_id(task.task_id), ending.payload)
+            self._held.add(task.task_id)
         if not task.dependents:
             return
         if status == TaskStatus.SUCCESS:
-            if client is not None and task.task_id in self._result_users:
+            if client is not None and task.task_id in self._result_users and not hold:
                 assert ending.payload is not None
                 self._objects.put(task.client, result_object_id(task.task_id), ending.payload)
             for dependent_id in task.dependents:
@@ -716,8 +766,8 @@ class TaskManager:
             if dependency is not None:
                 live.append(dependency)
             elif result_object_id(dependency_id) not in self._objects:
-                message = f"task {task.task_id:#x} depends on task {dependency_id:#x}, which is unknown"
-                self._fire(task, TaskEvent.REJECT, Ending(TaskStatus.FAILED, message.encode()))
+                message = f"task {task.task_id:#x} depends on task {dependency_id:#x}, which has ended or is unknown"
+                self._fire(task, TaskEvent.REJECT, Ending(TaskStatus.DEPENDENCY_GONE, message.encode()))
                 return
         for dependency_id in task.dependencies:
             self._result_users[dependency_id] = self._result_users.get(dependency_id, 0) + 1
@@ -770,7 +820,8 @@ class TaskManager:
             return
         if users <= 1:
             del self._result_users[task_id]
-            self._objects.delete(client_number, [result_object_id(task_id)])
+            if task_id not in self._held:
+                self._objects.delete(client_number, [result_object_id(task_id)])
         else:
             self._result_users[task_id] = users - 1
 
@@ -831,6 +882,11 @@ class TaskManager:
         for task_id in self._result_users:
             if task_id in needed and task_id not in tasks and result_object_id(task_id) not in self._objects:
                 breaches.append(f"the kept result of task {task_id:#x} is needed but neither task nor object exists")
+        if not self._hold_asked <= tasks.keys():
+            breaches.append("results are to be held for tasks that have ended")
+        for task_id in self._held:
+            if task_id in tasks or result_object_id(task_id) not in self._objects:
+                breaches.append(f"the held result of task {task_id:#x} is not stored, or the task has not ended")
         return breaches
 
 
