@@ -1,10 +1,11 @@
 """Random interleavings of everything clients and workers can do, against the scheduler's core.
 
 A hypothesis state machine plays clients (submit with objects and dependencies, object put/delete,
-cancel, clear, disconnect, time-out) and workers (connect, heartbeat, start, answer with any status,
-stale answers, death, withdrawals and cancels answered late and in order). After every step the
-scheduler's books hold; once the workers have answered everything, every task has ended and each
-connected client got exactly one answer for each task it asked an answer for.
+results held, fetched and released, cancel, clear, disconnect, time-out) and workers (connect,
+heartbeat, start, answer with any status, stale answers, death, withdrawals and cancels answered late
+and in order). After every step the scheduler's books hold; once the workers have answered
+everything, every task has ended and each connected client got exactly one answer for each task it
+asked an answer for.
 """
 
 from __future__ import annotations
@@ -143,6 +144,37 @@ class SchedulerModel(RuleBasedStateMachine):
         client = data.draw(st.sampled_from([c for c in self.connected_clients() if c.submitted]))
         chosen = data.draw(st.lists(st.sampled_from(client.submitted), min_size=1, max_size=4, unique=True))
         self.deliver(client.identity, MessageType.TASK_CANCEL, chosen)
+
+    @precondition(lambda self: any(c.submitted for c in self.connected_clients()))
+    @rule(data=st.data(), kind=st.sampled_from([MessageType.RESULT_HOLD, MessageType.RESULT_RELEASE]))
+    def hold_or_release(self, data: st.DataObject, kind: MessageType) -> None:
+        """The client holds results of tasks it passes on as arguments, and releases them (any, even unheld)."""
+        client = data.draw(st.sampled_from([c for c in self.connected_clients() if c.submitted]))
+        chosen = data.draw(st.lists(st.sampled_from(client.submitted), min_size=1, max_size=3, unique=True))
+        self.deliver(client.identity, kind, chosen)
+
+    @precondition(lambda self: any(c.submitted for c in self.connected_clients()))
+    @rule(data=st.data())
+    def fetch(self, data: st.DataObject) -> None:
+        """A fetch is answered with the held result, or a failure: never mistaken for a task's answer."""
+        client = data.draw(st.sampled_from([c for c in self.connected_clients() if c.submitted]))
+        task_id = data.draw(st.sampled_from(client.submitted))
+        self.route()
+        self.wiring.deliver(client.identity, MessageType.RESULT_FETCH, [task_id])
+        replies = [
+            item
+            for identity, kind, fields in self.wiring.sent
+            if identity == client.identity and kind is MessageType.TASK_RESULTS
+            for item in fields
+        ]
+        assert [item[0] for item in replies] == [task_id]
+        assert replies[0][1] in (TaskStatus.SUCCESS, TaskStatus.FAILED)
+        self.wiring.sent = [
+            entry
+            for entry in self.wiring.sent
+            if not (entry[0] == client.identity and entry[1] is MessageType.TASK_RESULTS)
+        ]
+        self.route()
 
     @precondition(lambda self: self.connected_clients())
     @rule(data=st.data())
