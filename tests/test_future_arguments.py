@@ -217,3 +217,13 @@ def test_a_task_whose_input_ended_before_it_arrived_is_submitted_again_with_the_
         assert any(msg_type is MessageType.RESULT_HOLD for msg_type, _ in scheduler.received)
     finally:
         scheduler.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_long_chain_of_fast_tasks_settles_each_link_once(cluster: SchedulerClusterCombo) -> None:
+    """Links often reach the scheduler after their input ended: each is sent again once, with the value."""
+    with Client(cluster.get_address()) as client:
+        link = client.submit(inc, 0)
+        for i in range(1000):
+            link = client.submit(add, link, client.submit(inc, i))
+        assert link.result(timeout=50) == 1 + sum(range(1, 1001))

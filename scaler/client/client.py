@@ -13,6 +13,7 @@ import math
 import os
 import socket
 import threading
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -22,7 +23,15 @@ from scaler import defaults
 from scaler.client.connection import SchedulerConnection
 from scaler.client.dask_graph import dask_request
 from scaler.client.future import ScalerFuture
-from scaler.client.future_arguments import Filled, InputFailed, Pending, fill_slots, holds_future, resolve_argument
+from scaler.client.future_arguments import (
+    Filled,
+    InputFailed,
+    Pending,
+    fill_slots,
+    futures_in,
+    holds_future,
+    resolve_argument,
+)
 from scaler.client.graph import build_container, cull_and_order, dependencies_of, is_task
 from scaler.client.object_reference import ObjectReference
 from scaler.client.progress import progress_bar, require_tqdm
@@ -124,6 +133,9 @@ class Client:
             self._put_object(serializer_id, serializer_payload)
         processor = current_processor()
         self._base_priority = processor.task_priority + 1 if processor is not None else 0
+        with _created_lock:
+            _created_clients[:] = [reference for reference in _created_clients if reference() is not None]
+            _created_clients.append(weakref.ref(self))
 
     # ------------------------------------------------------------------ context manager and pickling
 
@@ -404,6 +416,11 @@ class Client:
         return futures
 
     @property
+    def connected(self) -> bool:
+        """Whether this client can still submit tasks (neither disconnected nor cut off from its scheduler)."""
+        return not self._closed and self._connection.is_open
+
+    @property
     def bytes_received(self) -> int:
         """Bytes this client has received from the scheduler so far (results, mostly)."""
         return self._connection.bytes_received
@@ -414,11 +431,13 @@ class Client:
         argument_tuples: list[Any],
         kwargs: dict[str, Any],
         profiling: bool | None,
+        again: ScalerFuture | None = None,
     ) -> list[ScalerFuture]:
         """Submit tasks some of whose arguments are futures (see future_arguments).
 
         The results of the pending ones are held in the scheduler (RESULT_HOLD, sent first): they go from
-        worker to worker, and reach this client only if its code asks for them.
+        worker to worker, and reach this client only if its code asks for them. ``again`` is the future of
+        a task submitted again (one task): it takes the new task's id, so tasks that take it follow.
         """
         function_id = self._function_id(fn)
         base_flags = self._base_flags(profiling)
@@ -430,7 +449,13 @@ class Client:
         to_hold: list[ScalerFuture] = []
         for arguments in argument_tuples:
             task_id = next(self._task_ids)
-            future = ScalerFuture(task_id, self._serializer, self._cancel_tasks)
+            if again is None:
+                future = ScalerFuture(task_id, self._serializer, self._cancel_tasks)
+            else:
+                future = again
+                future.task_id = task_id
+                if future.held_results is not None:
+                    to_hold.append(future)  # its dependents' holds named its old id
             futures.append(future)
             try:
                 values = [resolve_argument(value, self._owns) for value in (*arguments, *kwargs.values())]
@@ -458,7 +483,7 @@ class Client:
             future.add_done_callback(functools.partial(self._forget_retry, task_id))
         hold_ids = []
         for pending in to_hold:
-            if pending.held_results is None:
+            if pending.held_results is None or pending is again:
                 pending.held_results = self
                 hold_ids.append(pending.task_id)
         with self._lock:
@@ -475,9 +500,8 @@ class Client:
         self._retry_records.pop(task_id, None)
 
     def _owns(self, future: ScalerFuture) -> bool:
-        """Whether ``future`` is of a task this client submitted (and still waits for)."""
-        with self._lock:
-            return self._futures.get(future.task_id) is future
+        """Whether ``future`` is of a task this client submitted."""
+        return getattr(future._cancel_remote, "__self__", None) is self
 
     def fetch(self, task_id: int) -> Payload:
         """The held result of ``task_id``, fetched from the scheduler (ScalerFuture calls it; see HeldResults)."""
@@ -509,16 +533,33 @@ class Client:
             text = payload_bytes(payload).decode("utf-8", "replace") if payload is not None else "no payload"
             reply.set_exception(TaskFailedError(f"cannot fetch the result of task {task_id:#x}: {text}"))
 
+    def _retry_when_inputs_done(self, future: ScalerFuture, record: _RetryRecord) -> None:
+        """Submit again a task one of whose inputs had ended before it came, once every input future is
+        done: their values then go with it, so it is never sent back twice (inputs retried themselves
+        included)."""
+        inputs = [f for f in futures_in((*record.arguments, *record.kwargs.values())) if not f.done()]
+        remaining = [len(inputs)]
+        lock = threading.Lock()
+
+        def one_done(_: concurrent.futures.Future[Any]) -> None:
+            with lock:
+                remaining[0] -= 1
+                if remaining[0] > 0:
+                    return
+            # Off the I/O thread: a done input's held result may have to be fetched.
+            threading.Thread(target=self._retry, args=(future, record), daemon=True).start()
+
+        if not inputs:
+            one_done(future)
+        for done_input in inputs:
+            done_input.add_done_callback(one_done)
+
     def _retry(self, future: ScalerFuture, record: _RetryRecord) -> None:
-        """Submit again a task one of whose input futures had ended before it came (their values now go
-        with it), and settle ``future`` with the new task's outcome."""
+        """Submit again a task whose inputs are all done, as ``future``'s task."""
         try:
-            (retried,) = self._submit_with_futures(record.fn, [record.arguments], record.kwargs, record.profiling)
+            self._submit_with_futures(record.fn, [record.arguments], record.kwargs, record.profiling, again=future)
         except Exception as exc:
             future.fail(exc)
-            return
-        future.cancel_together = [retried.task_id]
-        retried.add_done_callback(lambda done: _settle_from(future, done))
 
     def _cancel_tasks(self, task_ids: list[int]) -> None:
         """Cancel these tasks in the scheduler; their pending futures (a graph's other nodes too) end cancelled."""
@@ -547,8 +588,8 @@ class Client:
                 continue
             if status == _DEPENDENCY_GONE:
                 record = self._retry_records.pop(task_id, None)
-                if record is not None:  # off the I/O thread: submitting may fetch a held result
-                    threading.Thread(target=self._retry, args=(future, record), daemon=True).start()
+                if record is not None:
+                    self._retry_when_inputs_done(future, record)
                     continue
             try:
                 payload = None if reference is None else resolve(reference, frames)
@@ -582,21 +623,6 @@ class _RetryRecord:
     arguments: tuple[Any, ...]
     kwargs: dict[str, Any]
     profiling: bool | None
-
-
-def _settle_from(target: ScalerFuture, source: concurrent.futures.Future[Any]) -> None:
-    """Settle ``target`` as ``source`` ended."""
-    if source.cancelled():
-        target._mark_cancelled()
-        return
-    error = source.exception()
-    if error is not None:
-        target.fail(error)
-        return
-    try:
-        target.set_result(source.result())
-    except concurrent.futures.InvalidStateError:
-        pass
 
 
 @dataclasses.dataclass(frozen=True)
@@ -709,6 +735,19 @@ def gather(futures: list[ScalerFuture]) -> list[Any]:
 
 
 _clients_in_task: dict[tuple[str, int], Client] = {}
+_created_clients: list[weakref.ref[Client]] = []  # every Client of this process, oldest first
+_created_lock = threading.Lock()
+
+
+def latest_client() -> Client | None:
+    """The most recently created Client of this process that is still connected, or None."""
+    with _created_lock:
+        references = list(reversed(_created_clients))
+    for reference in references:
+        client = reference()
+        if client is not None and client.connected:
+            return client
+    return None
 
 
 def _client_in_task(address: str, serializer: Serializer | None, profiling: bool, timeout_seconds: float) -> Client:

@@ -30,6 +30,18 @@ def holds_future(value: Any) -> bool:
     return False
 
 
+def futures_in(value: Any) -> list[ScalerFuture]:
+    """Every ScalerFuture in ``value`` (a future, or a list, tuple or dict holding some, at any depth)."""
+    if isinstance(value, ScalerFuture):
+        return [value]
+    kind = type(value)
+    if kind is list or kind is tuple:
+        return [future for item in value for future in futures_in(item)]
+    if kind is dict:
+        return [future for key, item in value.items() for future in (*futures_in(key), *futures_in(item))]
+    return []
+
+
 @dataclass(frozen=True)
 class Slot:
     """Stands in a container for the ``index``-th value ``fill_slots`` receives."""
