@@ -31,6 +31,7 @@ from scaler.errors import (
     TaskFailedError,
     WorkerDiedError,
 )
+from scaler.parallel import MapReduce, ParallelProcessor
 from scaler.serializer import DefaultSerializer, Serializer
 from scaler.version import __version__
 
@@ -44,9 +45,11 @@ __all__ = [
     "GraphCycleError",
     "GraphError",
     "GraphKeyError",
+    "MapReduce",
     "MissingObjects",
     "MissingProfilingInfoError",
     "ObjectReference",
+    "ParallelProcessor",
     "ProcessorDiedError",
     "ProfilingInfo",
     "ScalerError",
