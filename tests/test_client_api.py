@@ -135,3 +135,15 @@ def test_an_unprotected_scheduler_shuts_down_on_request() -> None:
         assert combo._scheduler.exitcode == 0
     finally:
         combo.shutdown()
+
+
+def test_task_keywords_named_like_options_reach_the_task(client: Client) -> None:
+    assert client.submit(tasks.describe_call, 1, profiling=2, fn="f").result(timeout=30) == (
+        (1,),
+        {"profiling": 2, "fn": "f"},
+    )
+    future = client.submit_verbose(tasks.describe_call, (1,), {"profiling": 3}, profiling=True)
+    assert future.result(timeout=30) == ((1,), {"profiling": 3})
+    assert future.profiling_info().duration_s >= 0
+    with pytest.raises(TypeError):
+        client.map(tasks.add, [(1, 2)], True)  # type: ignore[misc]  # options are keyword-only

@@ -226,7 +226,7 @@ def test_a_refused_shutdown_is_a_value_error(client: Client) -> None:
 
 
 def test_profiling_info_of_an_unfinished_task_is_a_value_error(client: Client) -> None:
-    future = client.submit(tasks.sleep_and_return, 0.5, "done", profiling=True)
+    future = client.submit_verbose(tasks.sleep_and_return, (0.5, "done"), profiling=True)
     with pytest.raises(ValueError):
         future.profiling_info()
     assert future.result(timeout=30) == "done"

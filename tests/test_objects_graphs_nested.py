@@ -86,7 +86,7 @@ def test_a_custom_serializer_is_used_end_to_end(cluster: SchedulerClusterCombo) 
 
 
 def test_profiling_info_under_both_spellings(client: Client) -> None:
-    future = client.submit(tasks.sleep_and_return, 0.05, "x", profiling=True)
+    future = client.submit_verbose(tasks.sleep_and_return, (0.05, "x"), profiling=True)
     with pytest.raises(MissingProfilingInfoError):
         future.profiling_info()
     assert future.result(timeout=30) == "x"

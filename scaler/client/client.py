@@ -154,18 +154,33 @@ class Client:
 
     # ------------------------------------------------------------------ submitting
 
-    def submit(self, fn: Callable[..., Any], *args: Any, profiling: bool | None = None, **kwargs: Any) -> ScalerFuture:
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> ScalerFuture:
         """Run ``fn(*args, **kwargs)`` on a worker; returns its future at once.
 
-        Arguments that do not fit ``fn``'s signature raise TypeError here, before anything is sent.
-        ``profiling`` is taken by submit itself (it turns profiling on or off for this task).
+        Every argument after ``fn`` is the task's own, whatever its name (``profiling`` and ``fn``
+        included); per-task options go through ``submit_verbose``. Arguments that do not fit ``fn``'s
+        signature raise TypeError here, before anything is sent.
         """
-        return self._submit_batch(fn, [args], kwargs, profiling)[0]
+        return self._submit_batch(fn, [args], kwargs, None)[0]
+
+    def submit_verbose(
+        self,
+        fn: Callable[..., Any],
+        /,
+        args: tuple[Any, ...] | list[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        profiling: bool | None = None,
+    ) -> ScalerFuture:
+        """Run ``fn(*args, **kwargs)`` with this task's own options: ``profiling`` (None: the client's)."""
+        return self._submit_batch(fn, [tuple(args)], dict(kwargs or {}), profiling)[0]
 
     def map(
         self,
         fn: Callable[..., Any],
         iterable: Iterable[Any],
+        /,
+        *,
         profiling: bool | None = None,
         progress: bool = False,
     ) -> list[Any]:
