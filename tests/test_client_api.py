@@ -147,3 +147,12 @@ def test_task_keywords_named_like_options_reach_the_task(client: Client) -> None
     assert future.profiling_info().duration_s >= 0
     with pytest.raises(TypeError):
         client.map(tasks.add, [(1, 2)], True)  # type: ignore[misc]  # options are keyword-only
+
+
+def test_scheduler_info_tells_the_workers_and_their_figures(client: Client) -> None:
+    assert client.submit(tasks.square, 3).result(timeout=30) == 9
+    info = client.scheduler_info()
+    assert len(info["workers"]) == 2 and all("cpu_percent" in worker for worker in info["workers"])
+    assert info["tasks"]["succeeded"] >= 1
+    assert any(line["number"] == client.client_number for line in info["clients"])
+    assert any(line["name"] == "square" for line in info["functions"])

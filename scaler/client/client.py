@@ -11,8 +11,10 @@ import itertools
 import logging
 import math
 import os
+import queue
 import socket
 import threading
+import types
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -96,6 +98,7 @@ class Client:
         self._call_shapes: dict[Any, _CallShape | None] = {}
         self._sent_objects: set[bytes] = set()
         self._retry_records: dict[int, _RetryRecord] = {}
+        self._info_lock = threading.Lock()
         self._fetches: dict[int, concurrent.futures.Future[Payload]] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -248,6 +251,31 @@ class Client:
             return futures
         values = gather(list(futures.values()))
         return dict(zip(futures.keys(), values, strict=True))
+
+    def scheduler_info(self, timeout_seconds: float | None = None) -> dict[str, Any]:
+        """The scheduler's view now: ``workers``, ``tasks``, ``clients``, ``functions`` and ``objects``,
+        each as in the status (docs/monitoring.md). SchedulerLostError if no answer comes in time."""
+        self._check_open()
+        with self._info_lock:
+            replies = self._connection.info_replies
+            while not replies.empty():  # an answer to a request that timed out
+                replies.get_nowait()
+            self._connection.send_message(encode(MessageType.INFO_REQUEST))
+            try:
+                return replies.get(timeout=timeout_seconds or self.timeout_seconds)
+            except queue.Empty:
+                raise SchedulerLostError(f"the scheduler at {self.address} did not answer scheduler_info") from None
+
+    def ship_module(self, module: types.ModuleType) -> None:
+        """Send ``module`` with the functions that use it: for code that exists only on this machine.
+
+        From now on, functions and classes defined in ``module`` (a module or a package) are pickled by
+        value, so workers that lack it can still run them. Call it before submitting.
+        """
+        if not isinstance(module, types.ModuleType):
+            raise TypeError(f"ship_module takes a module, not {type(module).__name__}")
+        cloudpickle.register_pickle_by_value(module)
+        self._function_ids.clear()  # functions already sent went by reference
 
     def send_object(self, obj: Any, name: str | None = None) -> ObjectReference:
         """Store ``obj`` in the scheduler once; pass the reference to tasks instead of the object."""

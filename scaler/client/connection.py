@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import queue
 import socket
 import threading
 import time
@@ -50,6 +51,7 @@ class SchedulerConnection:
         self._on_lost = on_lost
         self._on_output = on_output
         self.bytes_received = 0  # every message from the scheduler, all its frames
+        self.info_replies: queue.Queue[dict[str, Any]] = queue.Queue()
         self._context = zmq.Context(io_threads=1)
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.IDENTITY, f"C|{socket.gethostname()}|{os.getpid()}|{uuid.uuid4().hex}".encode())
@@ -223,6 +225,9 @@ class SchedulerConnection:
             self._deliver_results(fields, frames)
         elif msg_type is MessageType.HEARTBEAT_ECHO:
             pass
+        elif msg_type is MessageType.INFO_REPLY:
+            if fields and isinstance(fields[0], dict):
+                self.info_replies.put(fields[0])
         elif msg_type is MessageType.OUTPUT_FROM_WORKER:
             if self._on_output is not None:
                 self._on_output(fields)

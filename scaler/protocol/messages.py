@@ -30,6 +30,7 @@ class MessageType(enum.IntEnum):
     RESULT_HOLD = 10
     RESULT_FETCH = 11  # [task_id, ...]  send these held results (answered with TASK_RESULTS)
     RESULT_RELEASE = 12  # [task_id, ...]  the client no longer needs these held results
+    INFO_REQUEST = 13  # []  answered with INFO_REPLY
 
     # scheduler -> client
     CLIENT_ACCEPT = 20  # [client_number: int, protected: bool, scheduler_version: str]
@@ -37,6 +38,7 @@ class MessageType(enum.IntEnum):
     HEARTBEAT_ECHO = 22  # []
     SHUTDOWN_REPLY = 23  # [accepted: bool, reason: str]
     CLIENT_REJECTED = 24  # [reason: str]  the scheduler does not know this client (any more)
+    INFO_REPLY = 26  # [info: map]  the sections of the status (docs/monitoring.md) but the task stream
     OUTPUT_FROM_WORKER = 25  # [worker_name: str, [[task_id, OutputStream, text], ...]]  (TaskFlag.STREAM_OUTPUT)
 
     # worker agent -> scheduler

@@ -69,6 +69,9 @@ class SchedulerCore:
             MessageType.RESULT_HOLD: lambda c, f, fr: self.tasks.on_result_hold(c, f),
             MessageType.RESULT_FETCH: lambda c, f, fr: self.tasks.on_result_fetch(c, f),
             MessageType.RESULT_RELEASE: lambda c, f, fr: self.tasks.on_result_release(c, f),
+            MessageType.INFO_REQUEST: lambda c, f, fr: self._send(
+                c.identity, encode(MessageType.INFO_REPLY, [self.info()])
+            ),
             MessageType.OBJECT_DELETE: self._on_object_delete,
             MessageType.CLIENT_CLEAR: self._on_client_clear,
             MessageType.CLIENT_DISCONNECT: lambda c, f, fr: self.clients.remove(c.identity, "disconnected"),
@@ -145,6 +148,16 @@ class SchedulerCore:
                 for breach in breaches:
                     logger.error("invariant breached: %s", breach)
         return breaches
+
+    def info(self) -> dict[str, Any]:
+        """What a client's scheduler_info() gets: workers, tasks, clients, functions and objects."""
+        return {
+            "workers": self.workers.describe(),
+            "tasks": self.tasks.describe(),
+            "clients": self.describe_clients(),
+            "functions": self.tasks.activity.describe_functions(),
+            "objects": self.objects.describe(),
+        }
 
     def describe_clients(self) -> list[dict[str, Any]]:
         """Each connected client with its unfinished tasks and the objects it owns."""

@@ -241,7 +241,13 @@ class Processor:
         except MissingObjects as exc:
             return TaskStatus.RAISED, dump_exception(exc)
         except Exception as exc:
-            error = SerializationError(f"cannot load the task: {exc}")
+            hint = ""
+            if isinstance(exc, ModuleNotFoundError) and exc.name:
+                hint = (
+                    f"; the module {exc.name!r} is not installed on this worker: install it there, or send it "
+                    f"with the task by calling client.ship_module({exc.name.split('.')[0]}) before submitting"
+                )
+            error = SerializationError(f"cannot load the task: {exc}{hint}")
             return TaskStatus.RAISED, dump_exception(_with_cause(error, exc))
         keywords = task[WorkerTaskField.KEYWORDS]
         try:
