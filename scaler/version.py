@@ -1,3 +1,3 @@
-"""The version of scaler."""
+"""The version of scaler: the single source, read by pyproject.toml (``[tool.setuptools.dynamic]``) and --version."""
 
 __version__ = "0.1.0"

@@ -10,6 +10,12 @@ import click
 from scaler import defaults
 from scaler.io.address import validate_address
 from scaler.utility.logging_setup import setup_logging
+from scaler.version import __version__
+
+
+def version_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    """--version: print ``PROGRAM, version X`` (X from scaler.version, the single version source) and exit."""
+    return click.version_option(__version__, "--version", message="%(prog)s, version %(version)s")(function)
 
 
 def address_argument(function: Callable[..., Any]) -> Callable[..., Any]:

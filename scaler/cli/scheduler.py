@@ -8,7 +8,7 @@ import sys
 import click
 
 from scaler import defaults
-from scaler.cli.common import address_argument, apply_logging, logging_options
+from scaler.cli.common import address_argument, apply_logging, logging_options, version_option
 from scaler.io.address import default_monitor_address
 from scaler.io.event_loop import EVENT_LOOPS
 from scaler.scheduler.config import SchedulerConfig
@@ -100,6 +100,7 @@ logger = logging.getLogger("scaler.cli.scheduler")
     '(needs pip install "scaler[dashboard]")',
 )
 @logging_options
+@version_option
 def main(
     address: str,
     client_timeout_seconds: float,

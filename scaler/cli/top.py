@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from scaler.cli.common import address_argument
+from scaler.cli.common import address_argument, version_option
 from scaler.io.status_subscriber import StatusSubscriber
 from scaler.top.address_hint import no_status_message, something_listens
 from scaler.top.figures import DEFAULT_SORT, SORT_KEYS
@@ -66,6 +66,7 @@ def print_once(address: str, timeout_seconds: float, sort: str) -> int:
     show_default=True,
     help="the worker column to sort by (full screen: keys c cpu, m rss, u queued, r running, n name)",
 )
+@version_option
 def main(address: str, once: bool, interval_seconds: float, timeout_seconds: float, sort: str) -> None:
     """Show the status a scheduler publishes on its monitor ADDRESS: its port + 1 unless it was started with
     --monitor-address (a scheduler on tcp://HOST:6378 publishes on tcp://HOST:6379).

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from scaler.cli.common import apply_logging, logging_options
+from scaler.cli.common import apply_logging, logging_options, version_option
 from scaler.io.address import validate_address
 from scaler.ui import DashboardUnavailable
 
@@ -23,6 +23,7 @@ def _check_address(ctx: click.Context, param: click.Parameter, value: str) -> st
 @click.option("--host", default="127.0.0.1", help="interface the page is served on (0.0.0.0: every interface)")
 @click.option("--port", type=click.IntRange(0, 65535), default=8787, help="TCP port of the page (0: any free port)")
 @logging_options
+@version_option
 def main(
     monitor_address: str,
     host: str,

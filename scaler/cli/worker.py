@@ -9,7 +9,7 @@ import sys
 import click
 
 from scaler import defaults
-from scaler.cli.common import address_argument, apply_logging, logging_options
+from scaler.cli.common import address_argument, apply_logging, logging_options, version_option
 from scaler.io.event_loop import EVENT_LOOPS
 from scaler.worker.config import WorkerConfig
 from scaler.worker.pool import WorkerPool
@@ -88,6 +88,7 @@ logger = logging.getLogger("scaler.cli.worker")
     help="accepted for compatibility with Scaler 1.x and ignored: workers log where --logging-paths says",
 )
 @logging_options
+@version_option
 def main(
     address: str,
     num_of_workers: int,
