@@ -10,6 +10,7 @@ the settings of ``scaler_scheduler`` and ``scaler_worker``.
 """
 
 from scaler.client.client import Client
+from scaler.client.executor import ScalerExecutor
 from scaler.client.future import ProfilingInfo, ScalerFuture
 from scaler.client.object_reference import ObjectReference
 from scaler.client.progress import as_completed, progress
@@ -53,6 +54,7 @@ __all__ = [
     "ProcessorDiedError",
     "ProfilingInfo",
     "ScalerError",
+    "ScalerExecutor",
     "ScalerFuture",
     "Scheduler",
     "SchedulerClusterCombo",

@@ -24,6 +24,7 @@ import cloudpickle
 from scaler import defaults
 from scaler.client.connection import SchedulerConnection
 from scaler.client.dask_graph import dask_request
+from scaler.client.executor import ScalerExecutor
 from scaler.client.future import ScalerFuture
 from scaler.client.future_arguments import (
     Filled,
@@ -251,6 +252,10 @@ class Client:
             return futures
         values = gather(list(futures.values()))
         return dict(zip(futures.keys(), values, strict=True))
+
+    def executor(self) -> ScalerExecutor:
+        """A concurrent.futures.Executor that submits through this client; its shutdown leaves the client open."""
+        return ScalerExecutor(self)
 
     def scheduler_info(self, timeout_seconds: float | None = None) -> dict[str, Any]:
         """The scheduler's view now: ``workers``, ``tasks``, ``clients``, ``functions`` and ``objects``,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import dataclasses
 import logging
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any, Protocol
 
 import zmq
@@ -110,12 +111,40 @@ class ScalerFuture(concurrent.futures.Future):
         self._cancel_remote(self.cancel_together or [self.task_id])
         return self._mark_cancelled()
 
+    def __await__(self) -> Generator[Any, None, Any]:
+        """``await future`` in a running event loop: the task's value, without blocking the loop.
+
+        Raises as ``result()`` does; a cancelled future raises asyncio.CancelledError. Cancelling the
+        awaiting asyncio task (``asyncio.wait_for`` timing out, for one) cancels this future's task too.
+        """
+        if not self.done():
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[None] = loop.create_future()
+
+            def wake(_: concurrent.futures.Future[Any]) -> None:
+                try:
+                    loop.call_soon_threadsafe(_settle, waiter)
+                except RuntimeError:  # the loop was closed meanwhile: nobody is waiting any more
+                    pass
+
+            self.add_done_callback(wake)
+            try:
+                yield from waiter.__await__()
+            except asyncio.CancelledError:
+                self.cancel()
+                raise
+        if self.cancelled():
+            raise asyncio.CancelledError()
+        return self.result()  # done: decoded here, on the loop's thread
+
     def profiling_info(self) -> ProfilingInfo:
         """Run time, CPU time and peak memory of a task submitted with profiling on."""
         if not self.done():
             raise MissingProfilingInfoError("the task has not finished; profiling info is not available yet")
         if self._profiling is None:
-            raise MissingProfilingInfoError("no profiling info: submit the task with profiling=True")
+            raise MissingProfilingInfoError(
+                "no profiling info: use Client(profiling=True) or submit_verbose(..., profiling=True)"
+            )
         return self._profiling
 
     # ------------------------------------------------------------------ used by the client's I/O thread
@@ -185,6 +214,12 @@ class ScalerFuture(concurrent.futures.Future):
                     raise SerializationError(f"cannot deserialize the result of task {self.task_id:#x}: {exc}") from exc
                 self._payload = _NO_PAYLOAD
         return self._result
+
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    """Wake a coroutine awaiting a ScalerFuture (run on its loop's thread)."""
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _profiling_info(profile: Any) -> ProfilingInfo | None:

@@ -6,17 +6,16 @@ The bar is tqdm's (``tqdm.auto``: a text bar in a terminal, a widget in Jupyter)
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import contextlib
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from typing import Any
 
 from scaler.task_context import waiting_on_nested_tasks
-
-T = TypeVar("T")
 
 
 def require_tqdm() -> Any:
@@ -71,24 +70,75 @@ def progress(work: Any, description: str | None = None, **tqdm_options: Any) -> 
     return list(require_tqdm()(items, desc=description, unit="task", **tqdm_options))
 
 
-def as_completed(
-    futures: Iterable[concurrent.futures.Future[T]], with_results: bool = False, timeout: float | None = None
-) -> Iterator[Any]:
+class as_completed:  # a class named like the function it replaces: callers see no difference
     """Yield the futures as they end, first ended first; with ``with_results``, (future, result) pairs.
 
-    With ``with_results`` a future that failed raises its exception when its turn comes. ``timeout``
-    bounds the whole iteration: TimeoutError once it has passed with futures still running. Inside a
-    task, waiting here lets the worker run other tasks meanwhile, as ``future.result()`` does.
+    ``for future in as_completed(futures)`` waits in this thread; ``async for future in
+    as_completed(futures)`` waits without blocking the running event loop. With ``with_results`` a
+    future that failed raises its exception when its turn comes. ``timeout`` bounds the whole iteration,
+    counted from its start: TimeoutError once it has passed with futures still running. Inside a task,
+    waiting (the ``for`` form) lets the worker run other tasks meanwhile, as ``future.result()`` does.
     """
-    pending = list(dict.fromkeys(futures))
-    ended: queue.SimpleQueue[concurrent.futures.Future[T]] = queue.SimpleQueue()
-    for future in pending:
-        future.add_done_callback(ended.put)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    for _ in range(len(pending)):
-        try:
-            with waiting_on_nested_tasks():
-                future = ended.get(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            raise TimeoutError(f"futures still running after {timeout} seconds") from None
-        yield (future, future.result()) if with_results else future
+
+    def __init__(
+        self,
+        futures: Iterable[concurrent.futures.Future[Any]],
+        with_results: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        self._futures = list(dict.fromkeys(futures))
+        self._with_results = with_results
+        self._timeout = timeout
+        self._iterator: Iterator[Any] | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        if self._iterator is None:
+            self._iterator = self._wait_in_thread()
+        return next(self._iterator)
+
+    def close(self) -> None:
+        """Stop iterating (as a generator's ``close``)."""
+        if self._iterator is not None:
+            close = getattr(self._iterator, "close", None)
+            if close is not None:
+                close()
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._wait_in_loop()
+
+    def _wait_in_thread(self) -> Iterator[Any]:
+        ended: queue.SimpleQueue[concurrent.futures.Future[Any]] = queue.SimpleQueue()
+        for future in self._futures:
+            future.add_done_callback(ended.put)
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        for _ in range(len(self._futures)):
+            try:
+                with waiting_on_nested_tasks():
+                    future = ended.get(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise TimeoutError(f"futures still running after {self._timeout} seconds") from None
+            yield (future, future.result()) if self._with_results else future
+
+    async def _wait_in_loop(self) -> AsyncIterator[Any]:
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Queue[concurrent.futures.Future[Any]] = asyncio.Queue()
+
+        def wake(future: concurrent.futures.Future[Any]) -> None:
+            try:
+                loop.call_soon_threadsafe(ended.put_nowait, future)
+            except RuntimeError:  # the loop was closed meanwhile: nobody is iterating any more
+                pass
+
+        for future in self._futures:
+            future.add_done_callback(wake)
+        deadline = None if self._timeout is None else loop.time() + self._timeout
+        for _ in range(len(self._futures)):
+            try:
+                remaining = None if deadline is None else max(0.0, deadline - loop.time())
+                future = await asyncio.wait_for(ended.get(), remaining)
+            except asyncio.TimeoutError:
+                raise TimeoutError(f"futures still running after {self._timeout} seconds") from None
+            yield (future, future.result()) if self._with_results else future
