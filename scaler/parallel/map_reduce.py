@@ -5,18 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from scaler.client.client import Client, function_name
+from scaler.client.client import function_name
 from scaler.client.future import ScalerFuture
 from scaler.parallel.batches import ChunkReducer
-from scaler.parallel.connection import ClientOption, ClusterConnection
+from scaler.parallel.connection import ClientOption
 from scaler.parallel.legacy import map_reduce_options
-from scaler.parallel.window import TaskWindow, default_in_flight
+from scaler.parallel.run import WindowedRun
+from scaler.parallel.window import default_in_flight
 
 #: Items per map task unless told otherwise: enough that a tiny mapper is not dwarfed by a task's cost.
 DEFAULT_CHUNK_SIZE = 100
 
 
-class MapReduce:
+class MapReduce(WindowedRun):
     """Map every task added with ``mapper`` and reduce all the values to one with ``reducer``, on the workers.
 
     ``MapReduce(num_of_processor, mapper, reducer, *, client=None, chunk_size=100, max_in_flight=None)``:
@@ -38,6 +39,9 @@ class MapReduce:
     - In a ``with`` block, call ``join()`` inside the block for the result; leaving the block stops the run.
     """
 
+    _kind = "MapReduce"
+    _window_name = "scaler-map-reduce"
+
     def __init__(
         self,
         num_of_processor: int,
@@ -57,69 +61,24 @@ class MapReduce:
             raise TypeError("MapReduce needs a callable mapper and a callable reducer")
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive integer, not {chunk_size!r}")
-        self.num_of_processor = num_of_processor
+        super().__init__(num_of_processor, max_in_flight or default_in_flight(num_of_processor), client)
         self.mapper = mapper
         self.reducer = reducer
         self.chunk_size = chunk_size
-        self.max_in_flight = max_in_flight or default_in_flight(num_of_processor)
-        self._client_option = client
-        self._connection: ClusterConnection | None = None
-        self._window: TaskWindow | None = None
         self._chunk_reducer = ChunkReducer(mapper, reducer, function_name(mapper))
-        self._arguments: list[tuple[Any, ...]] = []
-        self._keywords: list[dict[str, Any]] = []
         # levels[k]: the future of a value that reduces 2**k chunks, waiting for a partner of its level.
         self._levels: list[ScalerFuture | None] = []
-        self._no_more_tasks = False
-        self._ended = False
 
     # ------------------------------------------------------------------ public API
 
-    @property
-    def client(self) -> Client | None:
-        """The Client the tasks go through, once started."""
-        return self._connection.client if self._connection is not None else None
-
-    @property
-    def error(self) -> BaseException | None:
-        """The first exception of the mapper or the reducer so far, or None."""
-        return self._window.error if self._window is not None else None
-
-    def start(self) -> None:
-        """Connect (starting the local cluster when there is no ``client``); ``add_task`` calls it when needed."""
-        if self._ended:
-            raise RuntimeError("this MapReduce has ended; make a new one")
-        if self._window is not None:
-            return
-        window = TaskWindow(self.max_in_flight, name="scaler-map-reduce")
-        try:
-            self._connection = ClusterConnection(self._client_option, self.num_of_processor)
-        except BaseException:
-            window.abort()
-            raise
-        self._window = window
-
     def add_task(self, *args: Any, **kwargs: Any) -> None:
         """Add ``mapper(*args, **kwargs)`` to the reduction; blocks while ``max_in_flight`` tasks are in flight."""
-        if self._no_more_tasks:
-            raise RuntimeError("add_task after task_done(): no more tasks can be added")
-        if self._window is None:
-            self.start()
-        self._arguments.append(args)
-        self._keywords.append(kwargs)
-        if len(self._arguments) >= self.chunk_size:
-            self._flush()
+        self._add(args, kwargs, self.chunk_size)
 
     def map(self, tasks: Iterable[Any]) -> None:
         """``add_task(item)`` for every item."""
         for item in tasks:
             self.add_task(item)
-
-    def task_done(self) -> None:
-        """No more tasks: send the last partial chunk. Calling it again does nothing."""
-        if self._window is not None:
-            self._flush()
-        self._no_more_tasks = True
 
     def join(self) -> Any:
         """Reduce the values left on each level, wait, and return the total (None if no task was added); then
@@ -140,14 +99,8 @@ class MapReduce:
 
     def close(self) -> None:
         """Stop at once: cancel the tasks in flight and stop the local cluster if any."""
-        self._no_more_tasks = True
-        self._ended = True
         self._levels.clear()
-        if self._window is not None:
-            try:
-                self._window.abort()
-            finally:
-                self._close_connection()
+        super().close()
 
     def __enter__(self) -> MapReduce:
         self.start()
@@ -163,12 +116,8 @@ class MapReduce:
 
     # ------------------------------------------------------------------ internals
 
-    def _flush(self) -> None:
-        if not self._arguments:
-            return
-        arguments, keywords = self._arguments, self._keywords
-        self._arguments, self._keywords = [], []
-        chunk = self._submit(self._chunk_reducer, arguments, keywords if any(keywords) else None)
+    def _send_batch(self, arguments: list[tuple[Any, ...]], keywords: list[dict[str, Any]] | None) -> None:
+        chunk = self._submit(self._chunk_reducer, (arguments, keywords), {}, None)
         if chunk is not None:
             self._push(chunk)
 
@@ -181,7 +130,7 @@ class MapReduce:
             if partner is None:
                 break
             levels[level] = None
-            reduced = self._submit(self.reducer, partner, value)
+            reduced = self._submit(self.reducer, (partner, value), {}, None)
             if reduced is None:
                 return
             value = reduced
@@ -196,27 +145,8 @@ class MapReduce:
         total: ScalerFuture | None = None
         for value in self._levels:
             if value is not None:
-                total = value if total is None else self._submit(self.reducer, value, total)
+                total = value if total is None else self._submit(self.reducer, (value, total), {}, None)
                 if total is None:
                     break
         self._levels.clear()
         return total
-
-    def _submit(self, fn: Callable[..., Any], *args: Any) -> ScalerFuture | None:
-        """Submit ``fn(*args)`` on a free slot of the window (waiting for one); None once a task has failed."""
-        window, connection = self._window, self._connection
-        assert window is not None and connection is not None
-        if not window.reserve():
-            return None  # join() raises the failure
-        try:
-            future = connection.client.submit(fn, *args)
-        except BaseException:
-            window.unreserve()
-            raise
-        window.track(future, None)
-        return future
-
-    def _close_connection(self) -> None:
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            connection.close()

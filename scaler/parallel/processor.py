@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from scaler.client.client import Client, function_name
+from scaler.client.client import function_name
 from scaler.client.future import ScalerFuture
 from scaler.parallel.batches import BatchMapper
-from scaler.parallel.connection import ClientOption, ClusterConnection
+from scaler.parallel.connection import ClientOption
 from scaler.parallel.legacy import processor_arguments
-from scaler.parallel.window import TaskWindow, call_unpacked, default_in_flight
+from scaler.parallel.run import WindowedRun
+from scaler.parallel.window import call_unpacked, default_in_flight
 
 
-class ParallelProcessor:
+class ParallelProcessor(WindowedRun):
     """Run ``mapper`` on a cluster's workers for every task added; hand each result to ``collector`` here.
 
     ``ParallelProcessor(num_of_processor, mapper, collector=None, *, client=None, max_in_flight=None,
@@ -38,6 +39,8 @@ class ParallelProcessor:
     Call ``add_task`` from one thread at a time.
     """
 
+    _kind = "ParallelProcessor"
+
     def __init__(
         self,
         num_of_processor: int | Callable[..., Any],
@@ -54,62 +57,23 @@ class ParallelProcessor:
         arguments = processor_arguments(num_of_processor, mapper, collector, max_in_flight, legacy_options)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, not {batch_size!r}")
-        self.num_of_processor = arguments.num_of_processor
+        max_in_flight = arguments.max_in_flight or default_in_flight(arguments.num_of_processor)
+        super().__init__(arguments.num_of_processor, max_in_flight, client)
         self.mapper = arguments.mapper
         self.collector = arguments.collector
-        self.max_in_flight = arguments.max_in_flight or default_in_flight(self.num_of_processor)
         self.batch_size = batch_size
-        self._client_option = client
-        self._connection: ClusterConnection | None = None
-        self._window: TaskWindow | None = None
         self._batch_mapper = BatchMapper(self.mapper, function_name(self.mapper))
-        self._arguments: list[tuple[Any, ...]] = []
-        self._keywords: list[dict[str, Any]] = []
-        self._no_more_tasks = False
-        self._ended = False
 
     # ------------------------------------------------------------------ public API
 
-    @property
-    def client(self) -> Client | None:
-        """The Client the tasks go through, once started."""
-        return self._connection.client if self._connection is not None else None
-
-    @property
-    def error(self) -> BaseException | None:
-        """The first exception of a mapper or of the collector so far, or None."""
-        return self._window.error if self._window is not None else None
-
-    def start(self) -> None:
-        """Connect (starting the local cluster when there is no ``client``) and start the collector thread.
-
-        ``add_task`` calls it when needed; calling it again does nothing.
-        """
-        if self._ended:
-            raise RuntimeError("this ParallelProcessor has ended; make a new one")
-        if self._window is not None:
-            return
-        window = TaskWindow(self.max_in_flight)
-        try:
-            self._connection = ClusterConnection(self._client_option, self.num_of_processor)
-        except BaseException:
-            window.abort()
-            raise
-        self._window = window
-
     def add_task(self, *args: Any, **kwargs: Any) -> None:
         """Have ``mapper(*args, **kwargs)`` run on a worker; blocks while ``max_in_flight`` tasks are in flight."""
-        if self._no_more_tasks:
-            raise RuntimeError("add_task after task_done(): no more tasks can be added")
+        if self.batch_size > 1 or self._no_more_tasks:
+            self._add(args, kwargs, self.batch_size)
+            return
         if self._window is None:
             self.start()
-        if self.batch_size == 1 and "profiling" not in kwargs:  # submit itself takes a "profiling" keyword
-            self._submit(self.mapper, self._collect_one, args, kwargs)
-            return
-        self._arguments.append(args)
-        self._keywords.append(kwargs)
-        if len(self._arguments) >= self.batch_size:
-            self._flush()
+        self._submit(self.mapper, args, kwargs, self._collect_one if self.collector is not None else None)
 
     compute = add_task  # RLTK's name
 
@@ -122,12 +86,6 @@ class ParallelProcessor:
         """``add_task(*arguments)`` for every tuple of arguments."""
         for arguments in tasks:
             self.add_task(*arguments)
-
-    def task_done(self) -> None:
-        """No more tasks: send the last partial batch. Calling it again does nothing."""
-        if self._window is not None:
-            self._flush()
-        self._no_more_tasks = True
 
     def join(self) -> None:
         """Wait until every task has run and been collected, then stop the local cluster if this processor
@@ -142,16 +100,6 @@ class ParallelProcessor:
             self._window.finish()
         finally:
             self._close_connection()
-
-    def close(self) -> None:
-        """Stop at once: cancel the tasks in flight, stop collecting, and stop the local cluster if any."""
-        self._no_more_tasks = True
-        self._ended = True
-        if self._window is not None:
-            try:
-                self._window.abort()
-            finally:
-                self._close_connection()
 
     def __enter__(self) -> ParallelProcessor:
         self.start()
@@ -169,30 +117,10 @@ class ParallelProcessor:
 
     # ------------------------------------------------------------------ internals
 
-    def _flush(self) -> None:
-        if not self._arguments:
-            return
-        arguments, keywords = self._arguments, self._keywords
-        self._arguments, self._keywords = [], []
-        self._submit(self._batch_mapper, self._collect_batch, (arguments, keywords if any(keywords) else None), {})
-
-    def _submit(
-        self,
-        fn: Callable[..., Any],
-        handler: Callable[[ScalerFuture], None],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-    ) -> None:
-        window, connection = self._window, self._connection
-        assert window is not None and connection is not None
-        if not window.reserve():
-            return  # a task failed: nothing more is sent, and join() raises its exception
-        try:
-            future = connection.client.submit(fn, *args, **kwargs)
-        except BaseException:
-            window.unreserve()
-            raise
-        window.track(future, handler if self.collector is not None else None)
+    def _send_batch(self, arguments: list[tuple[Any, ...]], keywords: list[dict[str, Any]] | None) -> None:
+        self._submit(
+            self._batch_mapper, (arguments, keywords), {}, self._collect_batch if self.collector is not None else None
+        )
 
     def _collect_one(self, future: ScalerFuture) -> None:
         assert self.collector is not None
@@ -203,8 +131,3 @@ class ParallelProcessor:
         assert collector is not None
         for value in future.result():
             call_unpacked(collector, value)
-
-    def _close_connection(self) -> None:
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            connection.close()
