@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from collections.abc import Iterator, Sequence
 
 from benchmarks.tasks import noop
 from scaler import Client, SchedulerClusterCombo
-from scaler.io.address import default_monitor_address
+from scaler.io.address import default_monitor_address, free_tcp_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -41,12 +40,6 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for(url: str, timeout_seconds: float) -> None:
@@ -86,7 +79,7 @@ class EventReader(threading.Thread):
 @contextlib.contextmanager
 def dashboard(monitor_address: str, browser: bool) -> Iterator[str]:
     """A ``scaler_ui`` process with one viewer connected, for the time of the block."""
-    port = free_port()
+    port = free_tcp_port()
     url = f"http://127.0.0.1:{port}/"
     command = [sys.executable, "-m", "scaler.cli.ui", monitor_address, "--port", str(port)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

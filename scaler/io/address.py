@@ -40,6 +40,25 @@ def local_address() -> str:
     return f"tcp://127.0.0.1:{free_tcp_port()}"
 
 
+def tcp_host_and_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of a tcp address (brackets around an IPv6 host removed); None for other addresses."""
+    if not address.startswith("tcp://"):
+        return None
+    host, _, port = address[len("tcp://") :].rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def connectable_address(address: str) -> str:
+    """``address`` with a wildcard host (``*``, ``0.0.0.0``: every interface, as a scheduler may bind) replaced
+    by 127.0.0.1, so that this machine can connect to it."""
+    parsed = tcp_host_and_port(address)
+    if parsed is not None and parsed[0] in ("*", "0.0.0.0"):
+        return f"tcp://127.0.0.1:{parsed[1]}"
+    return address
+
+
 def default_monitor_address(address: str) -> str:
     """The monitor address of a scheduler: the next port for tcp, a sibling path for ipc."""
     if address.startswith("tcp://"):

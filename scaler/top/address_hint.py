@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from scaler.io.address import default_monitor_address
+from scaler.io.address import connectable_address, default_monitor_address, tcp_host_and_port
 
 
 def suggested_monitor_address(address: str) -> str | None:
@@ -14,8 +14,8 @@ def suggested_monitor_address(address: str) -> str | None:
     monitor path, or the address is neither tcp nor ipc).
     """
     if address.startswith("tcp://"):
-        host, _, port = address[len("tcp://") :].rpartition(":")
-        if not host or not port.isdigit() or int(port) >= 65535:
+        parsed = tcp_host_and_port(address)
+        if parsed is None or parsed[1] >= 65535:
             return None
         return default_monitor_address(address)
     if address.startswith("ipc://") and not address.endswith(".monitor"):
@@ -25,16 +25,11 @@ def suggested_monitor_address(address: str) -> str | None:
 
 def something_listens(address: str, timeout_seconds: float = 0.5) -> bool | None:
     """Whether a TCP connection to a tcp ``address`` succeeds; None for other transports or unparsable addresses."""
-    if not address.startswith("tcp://"):
+    parsed = tcp_host_and_port(connectable_address(address))
+    if parsed is None:
         return None
-    host, _, port = address[len("tcp://") :].rpartition(":")
-    if not port.isdigit():
-        return None
-    host = host.strip("[]")
-    if host in ("*", "0.0.0.0", ""):
-        host = "127.0.0.1"
     try:
-        with socket.create_connection((host, int(port)), timeout=timeout_seconds):
+        with socket.create_connection(parsed, timeout=timeout_seconds):
             return True
     except OSError:
         return False

@@ -13,6 +13,7 @@ from typing import Any
 
 from scaler import defaults
 from scaler.cluster.service import ServiceProcess
+from scaler.io.address import tcp_host_and_port
 from scaler.ui import require_dashboard_dependencies
 from scaler.worker.pool import LoggingSettings
 
@@ -35,10 +36,10 @@ def dashboard_url(host: str, port: int) -> str:
 
 def dashboard_host_for(scheduler_address: str) -> str:
     """The host a dashboard started next to a scheduler listens on: the scheduler's tcp host, else 127.0.0.1."""
-    if scheduler_address.startswith("tcp://"):
-        host = scheduler_address[len("tcp://") :].rpartition(":")[0].strip("[]")
-        return "0.0.0.0" if host == "*" else host
-    return DEFAULT_HOST
+    parsed = tcp_host_and_port(scheduler_address)
+    if parsed is None:
+        return DEFAULT_HOST
+    return "0.0.0.0" if parsed[0] == "*" else parsed[0]
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

@@ -20,18 +20,9 @@ import msgpack
 import zmq
 import zmq.asyncio
 
+from scaler.io.address import connectable_address
+
 logger = logging.getLogger(__name__)
-
-_ANY_HOST = ("tcp://0.0.0.0:", "tcp://*:")
-
-
-def connectable_address(address: str) -> str:
-    """The address to connect to for a monitor address that may name every interface (``tcp://0.0.0.0:P``)."""
-    for prefix in _ANY_HOST:
-        if address.startswith(prefix):
-            return "tcp://127.0.0.1:" + address[len(prefix) :]
-    return address
-
 
 def jsonable(value: Any) -> Any:
     """``value`` with only what JSON can carry: non-finite floats become None, bytes text, other types text."""
