@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import Any
 import cloudpickle
 import zmq
 
+from scaler.io.address import local_address
 from scaler.protocol.codec import decode, encode, payload_bytes, resolve
 from scaler.protocol.ids import content_object_id, task_id_base
 from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag
@@ -180,3 +182,38 @@ class FakeWorker(ProtocolPeer):
 def argument(kind: ArgumentKind, value: Any) -> list[Any]:
     """One [ArgumentKind, value] pair of a TASK_SUBMIT item."""
     return [int(kind), value]
+
+
+class ScriptedScheduler:
+    """A ROUTER that accepts one client and answers each message as ``answer(msg_type, fields)`` says."""
+
+    def __init__(self, answer: Callable[[MessageType, list[Any]], list[list[Any]]]) -> None:
+        self.address = local_address()
+        self.received: list[tuple[MessageType, list[Any]]] = []
+        self._answer = answer
+        self._context = zmq.Context()
+        self._socket = self._context.socket(zmq.ROUTER)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.bind(self.address)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            if not self._socket.poll(50):
+                continue
+            identity, *parts = self._socket.recv_multipart()
+            msg_type, fields, _ = decode(parts)
+            self.received.append((msg_type, fields))
+            replies = [encode(MessageType.CLIENT_ACCEPT, [1, True, "0"])]
+            if msg_type is not MessageType.CLIENT_CONNECT:
+                replies = self._answer(msg_type, fields)
+            for reply in replies:
+                self._socket.send_multipart([identity, *reply])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._socket.close()
+        self._context.term()

@@ -2,58 +2,36 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import zmq
 
 from scaler import Client
 from scaler.errors import TaskFailedError
-from scaler.io.address import local_address
-from scaler.protocol.codec import decode, encode
+from scaler.protocol.codec import encode
 from scaler.protocol.messages import MessageType, TaskStatus
 from scaler.serializer import DefaultSerializer
+from tests.protocol_peer import ScriptedScheduler
 
 
-class FakeScheduler:
-    """A ROUTER that accepts one client and, once ``expected`` tasks arrived, answers with what a test gives."""
+class FakeScheduler(ScriptedScheduler):
+    """Accepts one client and, once ``expected`` tasks arrived, answers with what a test gives."""
 
     def __init__(self, expected: int, answer: Any) -> None:
-        self.address = local_address()
         self._expected = expected
         self._submitted: list[int] = []
-        self._answer = answer
-        self._context = zmq.Context()
-        self._socket = self._context.socket(zmq.ROUTER)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.bind(self.address)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        self._test_answer = answer
+        super().__init__(self._reply)
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            if not self._socket.poll(50):
-                continue
-            identity, *parts = self._socket.recv_multipart()
-            msg_type, fields, _ = decode(parts)
-            if msg_type is MessageType.CLIENT_CONNECT:
-                self._socket.send_multipart([identity, *encode(MessageType.CLIENT_ACCEPT, [1, True, "0"])])
-            elif msg_type is MessageType.CLIENT_HEARTBEAT:
-                self._socket.send_multipart([identity, *encode(MessageType.HEARTBEAT_ECHO)])
-            elif msg_type is MessageType.TASK_SUBMIT:
-                self._submitted.extend(item[0] for item in fields)
-                if len(self._submitted) == self._expected:
-                    for message in self._answer(self._submitted):
-                        self._socket.send_multipart([identity, *message])
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._socket.close()
-        self._context.term()
+    def _reply(self, msg_type: MessageType, fields: list[Any]) -> list[list[Any]]:
+        if msg_type is MessageType.CLIENT_HEARTBEAT:
+            return [encode(MessageType.HEARTBEAT_ECHO)]
+        if msg_type is MessageType.TASK_SUBMIT:
+            self._submitted.extend(item[0] for item in fields)
+            if len(self._submitted) == self._expected:
+                return list(self._test_answer(self._submitted))
+        return []
 
 
 @pytest.fixture

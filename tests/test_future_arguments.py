@@ -4,22 +4,20 @@ to worker through the scheduler; a failed or cancelled input fails the dependent
 from __future__ import annotations
 
 import concurrent.futures
-import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-import zmq
 
 from scaler import Client, SchedulerClusterCombo
-from scaler.io.address import default_monitor_address, local_address
-from scaler.protocol.codec import decode, encode
+from scaler.io.address import default_monitor_address
+from scaler.protocol.codec import encode
 from scaler.protocol.ids import task_id_base
 from scaler.protocol.messages import ArgumentKind, MessageType, TaskStatus
 from scaler.serializer import DefaultSerializer
 from tests.cluster_parts import StatusReader
 from tests.helpers import wait_until
+from tests.protocol_peer import ScriptedScheduler
 from tests.scheduler_wiring import FUNCTION, Wiring
 
 MEGABYTES = 1_000_000
@@ -149,41 +147,6 @@ def test_held_results_are_kept_until_released_and_fetched_on_demand() -> None:
     stored = wiring.objects.describe()["bytes"]
     wiring.deliver(b"client", MessageType.RESULT_RELEASE, [base + 1])
     assert stored - wiring.objects.describe()["bytes"] == len(b"result")
-
-
-class ScriptedScheduler:
-    """A ROUTER that accepts one client and answers each message as ``answer(msg_type, fields)`` says."""
-
-    def __init__(self, answer: Callable[[MessageType, list[Any]], list[list[Any]]]) -> None:
-        self.address = local_address()
-        self.received: list[tuple[MessageType, list[Any]]] = []
-        self._answer = answer
-        self._context = zmq.Context()
-        self._socket = self._context.socket(zmq.ROUTER)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.bind(self.address)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            if not self._socket.poll(50):
-                continue
-            identity, *parts = self._socket.recv_multipart()
-            msg_type, fields, _ = decode(parts)
-            self.received.append((msg_type, fields))
-            replies = [encode(MessageType.CLIENT_ACCEPT, [1, True, "0"])]
-            if msg_type is not MessageType.CLIENT_CONNECT:
-                replies = self._answer(msg_type, fields)
-            for reply in replies:
-                self._socket.send_multipart([identity, *reply])
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._socket.close()
-        self._context.term()
 
 
 def test_a_task_whose_input_ended_before_it_arrived_is_submitted_again_with_the_value() -> None:
