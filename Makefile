@@ -4,14 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-soak lint bench clean system-parts
+.PHONY: install run test test-soak lint bench docs clean system-parts
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[test,progress,monitor,dashboard,streams,dask]"
+	$(BIN)/python -m pip install -q -e ".[test,progress,monitor,dashboard,streams,dask,docs]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -54,6 +54,11 @@ lint: install
 bench: install
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python -m benchmarks
+
+## make docs: build the documentation site (mkdocs.yml) into site/, offline; a warning, a broken link or a
+## missing docstring fails the build.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -66,3 +66,11 @@ class GraphKeyError(GraphError, KeyError):
 
 class MissingProfilingInfoError(ScalerError, RuntimeError, ValueError):
     """Profiling information was asked for before the task finished, or was not recorded (a ``ValueError``)."""
+
+
+class StartError(ScalerError, RuntimeError):
+    """A scheduler, worker or dashboard could not start (its port is taken, its logging cannot be set up...)."""
+
+
+class VersionMismatchError(ScalerError, ConnectionError):
+    """A client, worker or scheduler of another scaler version was refused; the message names both versions."""

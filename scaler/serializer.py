@@ -33,9 +33,11 @@ class DefaultSerializer:
     """cloudpickle, which also serializes lambdas, closures and classes defined in ``__main__``."""
 
     def serialize(self, obj: Any) -> bytes:
+        """Plain pickle for built-in values (faster), cloudpickle for everything else (lambdas, local classes)."""
         if type(obj) in _PICKLE_TYPES:
             return pickle.dumps(obj, protocol=5)
         return cloudpickle.dumps(obj, protocol=5)
 
     def deserialize(self, payload: bytes) -> Any:
+        """The object ``serialize`` turned into ``payload``."""
         return cloudpickle.loads(payload)

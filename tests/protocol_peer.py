@@ -22,6 +22,7 @@ from scaler.io.address import local_address
 from scaler.protocol.codec import decode, encode, payload_bytes, resolve
 from scaler.protocol.ids import content_object_id, task_id_base
 from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag
+from scaler.version import __version__
 
 Message = tuple[MessageType, list[Any], list[Any]]
 
@@ -94,7 +95,7 @@ class ProtocolClient(ProtocolPeer):
     def __init__(self, address: str, timeout_seconds: float = 10.0) -> None:
         super().__init__(address, "C")
         self.results: dict[int, tuple[int, bytes | None]] = {}  # task id -> (status, payload)
-        self.send(MessageType.CLIENT_CONNECT, ["protocol-peer", None, os.getpid(), socket.gethostname()])
+        self.send(MessageType.CLIENT_CONNECT, ["protocol-peer", None, os.getpid(), socket.gethostname(), __version__])
         _, fields, _ = self.wait_for(MessageType.CLIENT_ACCEPT, timeout_seconds)
         self.number: int = fields[0]
         self._counter = 0
@@ -149,7 +150,9 @@ class FakeWorker(ProtocolPeer):
         self.tasks: dict[int, list[Any]] = {}  # task id -> its TASK_ASSIGN item, in arrival order
         self._accepted = False
         self._last_heartbeat = 0.0
-        self.send(MessageType.WORKER_CONNECT, ["fake-worker", os.getpid(), socket.gethostname(), queue_size])
+        self.send(
+            MessageType.WORKER_CONNECT, ["fake-worker", os.getpid(), socket.gethostname(), queue_size, __version__]
+        )
         self.wait_for(MessageType.WORKER_ACCEPT, timeout_seconds)
         self._accepted = True
 
@@ -206,7 +209,7 @@ class ScriptedScheduler:
             identity, *parts = self._socket.recv_multipart()
             msg_type, fields, _ = decode(parts)
             self.received.append((msg_type, fields))
-            replies = [encode(MessageType.CLIENT_ACCEPT, [1, True, "0"])]
+            replies = [encode(MessageType.CLIENT_ACCEPT, [1, True, __version__])]
             if msg_type is not MessageType.CLIENT_CONNECT:
                 replies = self._answer(msg_type, fields)
             for reply in replies:

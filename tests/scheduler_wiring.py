@@ -11,6 +11,7 @@ from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag
 from scaler.scheduler.config import SchedulerConfig
 from scaler.scheduler.core import SchedulerCore
 from scaler.scheduler.invariants import check_scheduler
+from scaler.version import __version__
 
 FUNCTION = b"F" * 16
 
@@ -68,7 +69,7 @@ class Wiring:
 
     def connect_client(self, identity: bytes = b"client", serializer_id: bytes | None = None) -> Any:
         """A client connects and sends FUNCTION (and its serializer, if it names one); returns its record."""
-        self.clients.on_connect(identity, ["test", serializer_id, 1, "host"])
+        self.clients.on_connect(identity, ["test", serializer_id, 1, "host", __version__])
         record = self.clients.touch(identity)
         self.objects.put(record.number, FUNCTION, b"function payload")
         if serializer_id is not None:
@@ -77,7 +78,7 @@ class Wiring:
 
     def connect_worker(self, name: str) -> Any:
         """A worker called ``name`` connects with the default queue (and gets work at once); returns its record."""
-        self.deliver(name.encode(), MessageType.WORKER_CONNECT, [name, len(self.workers) + 1, "host", 0])
+        self.deliver(name.encode(), MessageType.WORKER_CONNECT, [name, len(self.workers) + 1, "host", 0, __version__])
         return self.workers.get(name.encode())
 
     def submit(self, client: Any, count: int, dependencies: dict[int, list[int]] | None = None) -> list[int]:

@@ -36,6 +36,7 @@ from scaler.protocol.codec import encode
 from scaler.protocol.messages import MessageType, TaskStatus
 from scaler.scheduler.config import SchedulerConfig
 from scaler.serializer import DefaultSerializer
+from scaler.version import __version__
 from scaler.worker.processor import ObjectStore
 from tests import tasks
 from tests.helpers import wait_until
@@ -155,7 +156,9 @@ def test_scheduler_start_raises_when_its_address_is_taken(stopped_at_end: list[A
     stopped_at_end.append(first)
     first.start()
     second = Scheduler(first.get_address())
-    with pytest.raises(RuntimeError, match="ended at start"):
+    with pytest.raises(
+        RuntimeError, match=f"cannot listen on its address {first.get_address()}: Address already in use$"
+    ):
         second.start()
     assert second.exitcode is not None
     assert first.is_alive()
@@ -425,7 +428,7 @@ def test_the_client_survives_malformed_results_from_its_scheduler() -> None:
     connecting.start()
     try:
         assert fake.receive()[0] is MessageType.CLIENT_CONNECT
-        fake.send(encode(MessageType.CLIENT_ACCEPT, [1, True, "fake"]))
+        fake.send(encode(MessageType.CLIENT_ACCEPT, [1, True, __version__]))
         connecting.join(timeout=10)
         client = connected[0]
         bad_reference, good = client.submit(tasks.add, 1, 2), client.submit(tasks.add, 1, 2)

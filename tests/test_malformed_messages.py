@@ -10,6 +10,7 @@ import zmq
 
 from scaler import Client, SchedulerClusterCombo
 from scaler.protocol.messages import MessageType
+from scaler.version import __version__
 from tests import tasks
 
 
@@ -51,7 +52,9 @@ def test_scheduler_survives_10000_malformed_frames_then_serves_a_client() -> Non
             for message in _random_messages(10_000, seed=7):
                 dealer.send_multipart(message)
             # a peer that connects as a client and then sends garbage under that identity
-            dealer.send_multipart([msgpack.packb([int(MessageType.CLIENT_CONNECT), "fuzz", None, 1, "host"])])
+            dealer.send_multipart(
+                [msgpack.packb([int(MessageType.CLIENT_CONNECT), "fuzz", None, 1, "host", __version__])]
+            )
             for message in _random_messages(2_000, seed=8):
                 dealer.send_multipart(message)
             dealer.close()

@@ -20,6 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from scaler.protocol.ids import task_id_base
 from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag, TaskStatus
+from scaler.version import __version__
 from tests.conftest import SOAK
 from tests.scheduler_wiring import FUNCTION, Wiring
 
@@ -96,7 +97,7 @@ class SchedulerModel(RuleBasedStateMachine):
     @rule()
     def connect_client(self) -> None:
         identity = self.new_identity("client")
-        self.wiring.core.on_message(identity, MessageType.CLIENT_CONNECT, ["model", None, 1, "host"], [])
+        self.wiring.core.on_message(identity, MessageType.CLIENT_CONNECT, ["model", None, 1, "host", __version__], [])
         (accept,) = [fields for to, kind, fields in self.wiring.sent if kind is MessageType.CLIENT_ACCEPT]
         self.wiring.sent.clear()
         self.clients[identity] = ModelClient(identity, accept[0])
@@ -202,7 +203,7 @@ class SchedulerModel(RuleBasedStateMachine):
     def connect_worker(self) -> None:
         identity = self.new_identity("worker")
         self.workers[identity] = ModelWorker(identity)
-        self.deliver(identity, MessageType.WORKER_CONNECT, [identity.decode(), 1, "host", 0])
+        self.deliver(identity, MessageType.WORKER_CONNECT, [identity.decode(), 1, "host", 0, __version__])
 
     @precondition(lambda self: self.workers)
     @rule(data=st.data(), timed_out=st.booleans())

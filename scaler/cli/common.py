@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import click
 
-from scaler import defaults
-from scaler.io.address import validate_address
-from scaler.utility.logging_setup import setup_logging
+from scaler.utility.logging_setup import LoggingSettings, check_logging, setup_logging
 from scaler.version import __version__
 
 
@@ -18,49 +16,17 @@ def version_option(function: Callable[..., Any]) -> Callable[..., Any]:
     return click.version_option(__version__, "--version", message="%(prog)s, version %(version)s")(function)
 
 
-def address_argument(function: Callable[..., Any]) -> Callable[..., Any]:
-    """The ADDRESS argument, checked as a ZeroMQ address."""
-
-    def check(ctx: click.Context, param: click.Parameter, value: str) -> str:
-        try:
-            return validate_address(value)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc)) from None
-
-    return click.argument("address", callback=check)(function)
-
-
-def logging_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """--logging-paths, --logging-level and --logging-config-file."""
-    function = click.option(
-        "--logging-config-file",
-        "-lc",
-        default=None,
-        type=click.Path(exists=True, dir_okay=False),
-        help="a logging configuration file (logging.config.fileConfig format); overrides the two options above",
-    )(function)
-    function = click.option(
-        "--logging-level",
-        "-ll",
-        default=defaults.LOGGING_LEVEL,
-        show_default=True,
-        type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
-        help="lowest level logged",
-    )(function)
-    function = click.option(
-        "--logging-paths",
-        "-lp",
-        multiple=True,
-        default=defaults.LOGGING_PATHS,
-        show_default=True,
-        help="where logs go: /dev/stdout, /dev/stderr or a file; repeat for several",
-    )(function)
-    return function
-
-
-def apply_logging(
-    paths: tuple[str, ...], level: str, config_file: str | None
-) -> tuple[tuple[str, ...], str, str | None]:
-    """Configure logging from the options and return them, for child processes to do the same."""
-    setup_logging(paths, level, config_file)
-    return paths, level, config_file
+def apply_logging(settings: Mapping[str, Any]) -> LoggingSettings:
+    """Check the logging settings and configure logging from them (one clear line on a mistake); return them
+    for child processes to do the same."""
+    logging_settings: LoggingSettings = (
+        tuple(settings["logging_paths"]),
+        settings["logging_level"],
+        settings["logging_config_file"],
+    )
+    try:
+        check_logging(*logging_settings)
+        setup_logging(*logging_settings)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    return logging_settings

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import importlib
 import sys
+from typing import Any
 
 import click
 
-from scaler.cli.common import address_argument, version_option
+from scaler.cli.settings_options import settings_command
 from scaler.io.status_subscriber import StatusSubscriber
 from scaler.top.address_hint import no_status_message, something_listens
-from scaler.top.figures import DEFAULT_SORT, SORT_KEYS
 from scaler.top.text_view import TEXTUAL_MISSING_NOTE, render, run_plain
 
 __all__ = ["main", "render"]
@@ -37,44 +37,17 @@ def print_once(address: str, timeout_seconds: float, sort: str) -> int:
     return 0
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@address_argument
-@click.option("--once", is_flag=True, help="print one status as plain text and exit (for pipes and scripts)")
-@click.option(
-    "--interval",
-    "-i",
-    "interval_seconds",
-    type=click.FloatRange(min=0.05),
-    default=1.0,
-    show_default=True,
-    help="redraw the screen every this many seconds",
-)
-@click.option(
-    "--timeout-seconds",
-    "--timeout",
-    "-t",
-    type=click.FloatRange(min=0),
-    default=10.0,
-    show_default=True,
-    help="with --once, give up when no status arrives for this long; full screen, say so after this long "
-    "(and where the monitor probably is) and keep waiting",
-)
-@click.option(
-    "--sort",
-    type=click.Choice(SORT_KEYS),
-    default=DEFAULT_SORT,
-    show_default=True,
-    help="the worker column to sort by (full screen: keys c cpu, m rss, u queued, r running, n name)",
-)
-@version_option
-def main(address: str, once: bool, interval_seconds: float, timeout_seconds: float, sort: str) -> None:
-    """Show the status a scheduler publishes on its monitor ADDRESS: its port + 1 unless it was started with
+@settings_command("top")
+def main(**settings: Any) -> None:
+    """Show the status a scheduler publishes on MONITOR_ADDRESS: its port + 1 unless it was started with
     --monitor-address (a scheduler on tcp://HOST:6378 publishes on tcp://HOST:6379).
 
     Full screen by default (q quits); without textual installed (pip install "scaler[monitor]"), or when the
     output is not a terminal, a plain view redrawn every interval.
     """
-    if once:
+    address, interval_seconds = settings["monitor_address"], settings["interval_seconds"]
+    timeout_seconds, sort = settings["timeout_seconds"], settings["sort"]
+    if settings["once"]:
         sys.exit(print_once(address, timeout_seconds, sort))
     if not textual_available():
         note: str | None = TEXTUAL_MISSING_NOTE

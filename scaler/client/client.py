@@ -17,11 +17,11 @@ import threading
 import types
 import weakref
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import cloudpickle
 
-from scaler import defaults
+from scaler import defaults, version
 from scaler.client.connection import SchedulerConnection
 from scaler.client.dask_graph import dask_request
 from scaler.client.executor import ScalerExecutor
@@ -45,15 +45,26 @@ from scaler.errors import (
     SerializationError,
     ShutdownRefusedError,
     TaskFailedError,
+    VersionMismatchError,
 )
 from scaler.io.address import validate_address
+from scaler.protocol import versions
 from scaler.protocol.codec import FrameWriter, Payload, encode, payload_bytes, resolve
 from scaler.protocol.ids import content_object_id, random_object_id, task_id_base
-from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag, TaskStatus
+from scaler.protocol.messages import (
+    ArgumentKind,
+    ClientAcceptField,
+    ClientConnectField,
+    MessageType,
+    TaskFlag,
+    TaskStatus,
+)
 from scaler.serializer import DefaultSerializer, Serializer
 from scaler.task_context import current_processor, waiting_on_nested_tasks
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class Client:
@@ -123,15 +134,28 @@ class Client:
             self._on_lost,
             print_task_output if stream_output else None,
         )
-        name = f"{socket.gethostname()}:{os.getpid()}"
-        self._connection.send_message(
-            encode(MessageType.CLIENT_CONNECT, [name, serializer_id, os.getpid(), socket.gethostname()])
-        )
+        connect: list[Any] = [None] * len(ClientConnectField)
+        connect[ClientConnectField.NAME] = f"{socket.gethostname()}:{os.getpid()}"
+        connect[ClientConnectField.SERIALIZER_ID] = serializer_id
+        connect[ClientConnectField.PID] = os.getpid()
+        connect[ClientConnectField.HOSTNAME] = socket.gethostname()
+        connect[ClientConnectField.VERSION] = version.__version__
+        self._connection.send_message(encode(MessageType.CLIENT_CONNECT, connect))
+        refusal: BaseException | None = None
         if not self._connection.accepted.wait(timeout_seconds):
+            refusal = SchedulerLostError(f"no scheduler answered at {self.address} within {timeout_seconds:g} s")
+        elif self._connection.lost_error is not None:
+            refusal = self._connection.lost_error
+        else:
+            scheduler_version = versions.version_field(self._connection.accept_fields, ClientAcceptField.VERSION)
+            mismatch = versions.mismatch(f"scheduler at {self.address}", scheduler_version, "this client")
+            if mismatch is not None:
+                refusal = VersionMismatchError(mismatch)
+        if refusal is not None:
             self._connection.close(timeout_seconds=1)
             self._closed = True
-            raise SchedulerLostError(f"no scheduler answered at {self.address} within {timeout_seconds:g} s")
-        self.client_number: int = self._connection.accept_fields[0]
+            raise refusal
+        self.client_number: int = self._connection.accept_fields[ClientAcceptField.CLIENT_NUMBER]
         self._task_ids = itertools.count(task_id_base(self.client_number) + 1)
         if serializer_id is not None:
             self._put_object(serializer_id, serializer_payload)
@@ -158,7 +182,7 @@ class Client:
 
     # ------------------------------------------------------------------ submitting
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> ScalerFuture:
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> ScalerFuture[T]:
         """Run ``fn(*args, **kwargs)`` on a worker; returns its future at once.
 
         Every argument after ``fn`` is the task's own, whatever its name (``profiling`` and ``fn``
@@ -169,25 +193,25 @@ class Client:
 
     def submit_verbose(
         self,
-        fn: Callable[..., Any],
+        fn: Callable[..., T],
         /,
         args: tuple[Any, ...] | list[Any] = (),
         kwargs: dict[str, Any] | None = None,
         *,
         profiling: bool | None = None,
-    ) -> ScalerFuture:
+    ) -> ScalerFuture[T]:
         """Run ``fn(*args, **kwargs)`` with this task's own options: ``profiling`` (None: the client's)."""
         return self._submit_batch(fn, [tuple(args)], dict(kwargs or {}), profiling)[0]
 
     def map(
         self,
-        fn: Callable[..., Any],
+        fn: Callable[..., T],
         iterable: Iterable[Any],
         /,
         *,
         profiling: bool | None = None,
         progress: bool = False,
-    ) -> list[Any]:
+    ) -> list[T]:
         """Run ``fn(*args)`` for every argument tuple in ``iterable``; returns the results in order.
 
         ``client.map(f, [(1,), (2,)])`` returns ``[f(1), f(2)]``. A tuple that does not fit ``fn``'s
@@ -498,7 +522,7 @@ class Client:
         for arguments in argument_tuples:
             task_id = next(self._task_ids)
             if again is None:
-                future = ScalerFuture(task_id, self._serializer, self._cancel_tasks)
+                future: ScalerFuture[Any] = ScalerFuture(task_id, self._serializer, self._cancel_tasks)
             else:
                 future = again
                 future.task_id = task_id
@@ -733,7 +757,9 @@ class _GraphBuilder:
         futures: dict[Any, ScalerFuture] = {}
         for key in keys:
             if key in self.task_ids:
-                future = ScalerFuture(self.task_ids[key], self._client._serializer, self._client._cancel_tasks)
+                future: ScalerFuture[Any] = ScalerFuture(
+                    self.task_ids[key], self._client._serializer, self._client._cancel_tasks
+                )
                 future.cancel_together = every_id
             else:
                 future = ScalerFuture(0, self._client._serializer, self._client._cancel_tasks)

@@ -21,8 +21,9 @@ from typing import Any
 
 import zmq
 
-from scaler.errors import SchedulerLostError
+from scaler.errors import SchedulerLostError, VersionMismatchError
 from scaler.io.parts import NOBLOCK, readable, recv_parts, send_parts
+from scaler.protocol import versions
 from scaler.protocol.codec import FrameWriter, decode, encode
 from scaler.protocol.messages import ArgumentKind, MessageType, TaskField
 
@@ -239,11 +240,15 @@ class SchedulerConnection:
             self.shutdown_replied.set()
         elif msg_type is MessageType.CLIENT_REJECTED:
             reason = fields[0] if fields and isinstance(fields[0], str) else "rejected"
-            self._lose(SchedulerLostError(f"the scheduler at {self.address} dropped this client: {reason}"))
+            if versions.mismatch("scheduler", versions.version_field(fields, 1), "this client") is not None:
+                self._lose(VersionMismatchError(f"the scheduler at {self.address} refused this client: {reason}"))
+            else:
+                self._lose(SchedulerLostError(f"the scheduler at {self.address} dropped this client: {reason}"))
 
     def _lose(self, error: BaseException) -> None:
         if self.lost_error is not None:
             return
         self.lost_error = error
         self.shutdown_replied.set()
+        self.accepted.set()  # a client still waiting to be accepted hears it is lost
         self._on_lost(error)

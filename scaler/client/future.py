@@ -9,7 +9,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Generator
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import zmq
 
@@ -37,6 +37,8 @@ _CANCELLED = "CANCELLED"
 _CANCELLED_AND_NOTIFIED = "CANCELLED_AND_NOTIFIED"
 _FINISHED = "FINISHED"
 
+T = TypeVar("T")
+
 
 @dataclasses.dataclass(frozen=True)
 class ProfilingInfo:
@@ -48,10 +50,12 @@ class ProfilingInfo:
 
     @property
     def duration_us(self) -> int:
+        """The task's run time in whole microseconds (the name Scaler 1.x's profiling result used)."""
         return int(self.duration_s * 1_000_000)
 
     @property
     def peak_memory(self) -> int:
+        """The processor's peak resident memory in bytes while the task ran (Scaler 1.x's name)."""
         return self.memory_peak
 
 
@@ -63,7 +67,7 @@ class HeldResults(Protocol):
     def release(self, task_id: int) -> None: ...
 
 
-class ScalerFuture(concurrent.futures.Future):
+class ScalerFuture(concurrent.futures.Future[T]):
     """The future of one task. Works with ``concurrent.futures.wait`` and ``as_completed``.
 
     It is ``running()`` from the moment its task is submitted until it is done, as in Scaler 1.x: the
@@ -86,7 +90,7 @@ class ScalerFuture(concurrent.futures.Future):
 
     # ------------------------------------------------------------------ user API
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | None = None) -> T:
         """The task's value; raises the task's exception, CancelledError, or TimeoutError after ``timeout``."""
         if not self.done():
             with waiting_on_nested_tasks():
@@ -111,7 +115,7 @@ class ScalerFuture(concurrent.futures.Future):
         self._cancel_remote(self.cancel_together or [self.task_id])
         return self._mark_cancelled()
 
-    def __await__(self) -> Generator[Any, None, Any]:
+    def __await__(self) -> Generator[Any, None, T]:
         """``await future`` in a running event loop: the task's value, without blocking the loop.
 
         Raises as ``result()`` does; a cancelled future raises asyncio.CancelledError. Cancelling the
@@ -161,12 +165,12 @@ class ScalerFuture(concurrent.futures.Future):
         try:
             if status == TaskStatus.SUCCESS:
                 self._payload = _checked(payload)
-                self.set_result(None)
+                self.set_result(None)  # type: ignore[arg-type]  # the value is decoded lazily by result()
             elif status == TaskStatus.SUCCESS_HELD and self.held_results is not None:
                 # The result waits in the scheduler: fetched if asked for, released when this future goes.
                 self._payload = _HELD
                 self._release_held = weakref.finalize(self, self.held_results.release, self.task_id)
-                self.set_result(None)
+                self.set_result(None)  # type: ignore[arg-type]
             elif status == TaskStatus.CANCELLED:
                 self._mark_cancelled()
             else:

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 from collections.abc import Sequence
 from typing import Any
 
 from scaler import defaults
 from scaler.cluster.service import ServiceProcess, address_text, logging_settings, warn_ignored
+from scaler.settings import default_number_of_workers
 from scaler.worker.config import WorkerConfig
 from scaler.worker.pool import WorkerPool
-
-
-def default_number_of_workers() -> int:
-    """One worker per core, leaving one core for the rest of the machine."""
-    return max(1, multiprocessing.cpu_count() - 1)
 
 
 class Cluster(ServiceProcess):
@@ -60,8 +55,8 @@ class Cluster(ServiceProcess):
         names = list(worker_names) if worker_names else []
         if names and num_of_workers is not None and num_of_workers != len(names):
             raise ValueError(f"{len(names)} worker names given for {num_of_workers} workers")
-        self.num_of_workers = len(names) if names else (
-            num_of_workers if num_of_workers is not None else default_number_of_workers()
+        self.num_of_workers = (
+            len(names) if names else (num_of_workers if num_of_workers is not None else default_number_of_workers())
         )
         if self.num_of_workers < 0:
             raise ValueError(f"a cluster cannot have {self.num_of_workers} workers")

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
-from scaler import defaults
-from scaler.cluster.cluster import default_number_of_workers
+from scaler import settings as settings_module
+from scaler.cluster import configs as scheduler_configs
 from scaler.cluster.scheduler import Scheduler
 from scaler.cluster.service import address_text, logging_settings, warn_ignored
 from scaler.io.address import default_monitor_address, local_address
-from scaler.scheduler.config import SchedulerConfig
+from scaler.settings import default_number_of_workers
 from scaler.ui.server import DashboardProcess
-from scaler.worker.config import WorkerConfig
 from scaler.worker.pool import WorkerPool
 
 logger = logging.getLogger(__name__)
+
+
+def _is_setting(name: str) -> bool:
+    return name in settings_module.names("scheduler") or name in settings_module.names("worker")
+
+
+def _for_section(section: str, given: dict[str, Any]) -> dict[str, Any]:
+    known = settings_module.names(section)
+    return {name: value for name, value in given.items() if name in known}
 
 
 class SchedulerClusterCombo:
@@ -34,64 +43,84 @@ class SchedulerClusterCombo:
         n_workers: int | None = None,
         address: str | None = None,
         monitor_address: str | None = None,
-        worker_io_threads: int = defaults.WORKER_IO_THREADS,
-        scheduler_io_threads: int = defaults.SCHEDULER_IO_THREADS,
-        max_number_of_tasks_waiting: int = defaults.SCHEDULER_MAX_NUMBER_OF_TASKS_WAITING,
-        heartbeat_interval_seconds: float = defaults.WORKER_HEARTBEAT_INTERVAL_SECONDS,
-        client_timeout_seconds: float = defaults.SCHEDULER_CLIENT_TIMEOUT_SECONDS,
-        worker_timeout_seconds: float = defaults.SCHEDULER_WORKER_TIMEOUT_SECONDS,
-        object_retention_seconds: float = defaults.SCHEDULER_OBJECT_RETENTION_SECONDS,
-        task_timeout_seconds: float = defaults.WORKER_TASK_TIMEOUT_SECONDS,
-        death_timeout_seconds: float = defaults.WORKER_DEATH_TIMEOUT_SECONDS,
-        load_balance_seconds: float = defaults.SCHEDULER_LOAD_BALANCE_SECONDS,
-        load_balance_trigger_times: int = defaults.SCHEDULER_LOAD_BALANCE_TRIGGER_TIMES,
-        garbage_collect_interval_seconds: float = defaults.WORKER_GARBAGE_COLLECT_INTERVAL_SECONDS,
-        trim_memory_threshold_bytes: int = defaults.WORKER_TRIM_MEMORY_THRESHOLD_BYTES,
-        per_worker_queue_size: int = defaults.SCHEDULER_PER_WORKER_QUEUE_SIZE,
-        hard_processor_suspend: bool = defaults.WORKER_HARD_PROCESSOR_SUSPEND,
-        protected: bool = defaults.SCHEDULER_PROTECTED,
-        event_loop: str = defaults.EVENT_LOOP,
+        worker_io_threads: int | None = None,
+        scheduler_io_threads: int | None = None,
+        max_number_of_tasks_waiting: int | None = None,
+        heartbeat_interval_seconds: float | None = None,
+        client_timeout_seconds: float | None = None,
+        worker_timeout_seconds: float | None = None,
+        object_retention_seconds: float | None = None,
+        task_timeout_seconds: float | None = None,
+        death_timeout_seconds: float | None = None,
+        load_balance_seconds: float | None = None,
+        load_balance_trigger_times: int | None = None,
+        garbage_collect_interval_seconds: float | None = None,
+        trim_memory_threshold_bytes: int | None = None,
+        per_worker_queue_size: int | None = None,
+        hard_processor_suspend: bool | None = None,
+        protected: bool | None = None,
+        event_loop: str | None = None,
         logging_paths: Sequence[str] | None = None,
         logging_level: str | None = None,
         logging_config_file: str | None = None,
         *,
         worker_names: Sequence[str] | None = None,
-        allowed_failures: int = defaults.SCHEDULER_ALLOWED_FAILURES,
+        allowed_failures: int | None = None,
         dashboard_port: int | None = None,
-        **ignored: Any,
+        config_file: str | os.PathLike[str] | None = None,
+        **settings: Any,
     ) -> None:
-        """With no logging option, the processes keep the logging they inherit from this one.
+        """Every setting of ``scaler_scheduler`` and ``scaler_worker`` (scaler.settings; docs: settings reference)
+        may be given by its name; ``scheduler_io_threads`` and ``worker_io_threads`` tell the two ``io_threads``
+        apart, and a setting both have (``event_loop``) goes to both. A setting not given comes from the
+        ``[scheduler]`` and ``[worker]`` sections of ``config_file`` (TOML), else its default. A bad value raises
+        ValueError naming it. With no logging option, the processes keep the logging they inherit from this one.
         Options of other Scaler versions are logged and ignored."""
+        ignored = {name: value for name, value in settings.items() if not _is_setting(name)}
         warn_ignored("SchedulerClusterCombo", ignored)
-        if n_workers is None:
-            n_workers = len(worker_names) if worker_names else default_number_of_workers()
-        self._address = address_text(address) if address is not None else local_address()
-        scheduler_config = SchedulerConfig(
-            address=self._address,
-            monitor_address=address_text(monitor_address) if monitor_address is not None else None,
+        given = {name: value for name, value in settings.items() if name not in ignored}
+        given.update(
+            monitor_address=monitor_address,
+            max_number_of_tasks_waiting=max_number_of_tasks_waiting,
+            heartbeat_interval_seconds=heartbeat_interval_seconds,
             client_timeout_seconds=client_timeout_seconds,
             worker_timeout_seconds=worker_timeout_seconds,
             object_retention_seconds=object_retention_seconds,
-            load_balance_seconds=load_balance_seconds,
-            load_balance_trigger_times=load_balance_trigger_times,
-            per_worker_queue_size=per_worker_queue_size,
-            max_number_of_tasks_waiting=max_number_of_tasks_waiting,
-            io_threads=scheduler_io_threads,
-            protected=protected,
-            allowed_failures=allowed_failures,
-            event_loop=event_loop,
-        )
-        worker_config = WorkerConfig(
-            scheduler_address=self._address,
-            heartbeat_interval_seconds=heartbeat_interval_seconds,
             task_timeout_seconds=task_timeout_seconds,
             death_timeout_seconds=death_timeout_seconds,
+            load_balance_seconds=load_balance_seconds,
+            load_balance_trigger_times=load_balance_trigger_times,
             garbage_collect_interval_seconds=garbage_collect_interval_seconds,
             trim_memory_threshold_bytes=trim_memory_threshold_bytes,
-            io_threads=worker_io_threads,
+            per_worker_queue_size=per_worker_queue_size,
             hard_processor_suspend=hard_processor_suspend,
+            protected=protected,
             event_loop=event_loop,
+            allowed_failures=allowed_failures,
+            dashboard_port=dashboard_port,
         )
+        self._address = address_text(address) if address is not None else local_address()
+        scheduler_settings = settings_module.resolve(
+            "scheduler",
+            {**_for_section("scheduler", given), "address": self._address, "io_threads": scheduler_io_threads},
+            config_file,
+        )
+        worker_settings = settings_module.resolve(
+            "worker",
+            {
+                **_for_section("worker", given),
+                "scheduler_address": self._address,
+                "io_threads": worker_io_threads,
+                # the combo's workers take the combo's scheduler queue size unless the [worker] section sets one
+                "per_worker_queue_size": None,
+            },
+            config_file,
+        )
+        scheduler_config = scheduler_configs.scheduler_config(scheduler_settings)
+        worker_config = scheduler_configs.worker_config(worker_settings)
+        if n_workers is None:
+            n_workers = len(worker_names) if worker_names else default_number_of_workers()
+        dashboard_port = scheduler_settings["dashboard_port"]
         self._stopped = True  # until everything has started: shutdown() then has nothing to do
         self._dashboard: DashboardProcess | None = None
         self._scheduler = Scheduler(

@@ -9,6 +9,7 @@ from typing import Any
 
 from scaler import defaults
 from scaler.cluster.service import ServiceProcess, address_text, logging_settings, warn_ignored
+from scaler.errors import StartError
 from scaler.io.address import local_address
 from scaler.scheduler.config import SchedulerConfig
 from scaler.scheduler.process import run_scheduler
@@ -92,7 +93,8 @@ class Scheduler(ServiceProcess):
         return self.config.address
 
     def start(self) -> None:
-        """Start the scheduler's process; return once it listens, or raise RuntimeError if it cannot."""
+        """Start the scheduler's process; return once it listens, or raise StartError (a RuntimeError) saying
+        why it cannot (its port is taken, for instance)."""
         listening, self._tell_listening = multiprocessing.Pipe(duplex=False)
         try:
             super().start()
@@ -100,20 +102,24 @@ class Scheduler(ServiceProcess):
             self._tell_listening.close()
             self._tell_listening = None
         try:
-            if listening.poll(self._start_timeout_seconds) and listening.recv():
-                return
+            if listening.poll(self._start_timeout_seconds):
+                answer = listening.recv()
+                if answer is True:
+                    return
+                self.join(timeout=5)
+                raise StartError(str(answer))
         except EOFError:  # the process ended without telling
             pass
         finally:
             listening.close()
         self.join(timeout=1)
         if self.exitcode is not None:
-            raise RuntimeError(
+            raise StartError(
                 f"the scheduler process ended at start (exit code {self.exitcode}) without listening on {self.address}"
             )
         self.kill()
         self.join(timeout=5)
-        raise RuntimeError(f"the scheduler did not listen on {self.address} within {self._start_timeout_seconds:g} s")
+        raise StartError(f"the scheduler did not listen on {self.address} within {self._start_timeout_seconds:g} s")
 
     def _serve(self) -> None:
         tell = self._tell_listening
@@ -122,6 +128,8 @@ class Scheduler(ServiceProcess):
             return
         try:
             run_scheduler(self.config, lambda: tell.send(True))
+        except StartError as exc:
+            tell.send(str(exc))
         finally:
             tell.close()
 

@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from scaler import defaults
 from scaler.io.address import validate_address
-from scaler.utility.logging_setup import setup_logging
+from scaler.utility.logging_setup import LoggingSettings, check_logging, setup_logging
 from scaler.utility.process_guard import die_with_parent, reset_inherited_signals
-from scaler.worker.pool import LoggingSettings
 from scaler.worker.processor_handle import process_context
 
 if TYPE_CHECKING:
@@ -36,10 +35,19 @@ def address_text(address: Any) -> str:
 
 
 def logging_settings(paths: Sequence[str] | None, level: str | None, config_file: str | None) -> LoggingSettings | None:
-    """The logging a service process sets up, or None to keep what it inherits when no option is given."""
+    """The logging a service process sets up, or None to keep what it inherits when no option is given.
+
+    ValueError with one clear line if logging cannot be set up from them (a missing directory, a bad file).
+    """
     if paths is None and level is None and config_file is None:
         return None
-    return (tuple(paths) if paths is not None else defaults.LOGGING_PATHS, level or defaults.LOGGING_LEVEL, config_file)
+    settings = (
+        tuple(paths) if paths is not None else defaults.LOGGING_PATHS,
+        level or defaults.LOGGING_LEVEL,
+        config_file,
+    )
+    check_logging(*settings)
+    return settings
 
 
 def warn_ignored(owner: str, ignored: dict[str, Any]) -> None:

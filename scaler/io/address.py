@@ -60,8 +60,16 @@ def connectable_address(address: str) -> str:
 
 
 def default_monitor_address(address: str) -> str:
-    """The monitor address of a scheduler: the next port for tcp, a sibling path for ipc."""
+    """The monitor address of a scheduler: the next port for tcp, a sibling path for ipc.
+
+    ValueError when the next port is out of range (a scheduler on port 65535 needs a monitor address given).
+    """
     if address.startswith("tcp://"):
         host, _, port = address[len("tcp://") :].rpartition(":")
+        if int(port) + 1 > 65535:
+            raise ValueError(
+                f"the monitor address of {address} would be port {int(port) + 1}, out of range: "
+                "give a monitor address (--monitor-address) or another port"
+            )
         return f"tcp://{host}:{int(port) + 1}"
     return address + ".monitor"

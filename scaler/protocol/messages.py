@@ -16,7 +16,9 @@ class MessageType(enum.IntEnum):
     """Type codes; the layout of each message's fields follows its name."""
 
     # client -> scheduler
-    CLIENT_CONNECT = 1  # [name: str, serializer_id: bytes | None, pid: int, hostname: str]
+    # [name: str, serializer_id: bytes | None, pid: int, hostname: str, version: str]  (a peer of another scaler
+    # version, or one without the version field, is refused with CLIENT_REJECTED naming both versions)
+    CLIENT_CONNECT = 1
     CLIENT_HEARTBEAT = 2  # []
     OBJECT_PUT = 3  # [[object_id: bytes, payload_ref, function_name: str (function objects only)], ...]
     TASK_SUBMIT = 4  # [[task_id, function_id, priority, flags, args, keywords], ...] (see TaskField)
@@ -37,12 +39,14 @@ class MessageType(enum.IntEnum):
     TASK_RESULTS = 21  # [[task_id, status, payload_ref | None, profile | None], ...] (workers add run_seconds)
     HEARTBEAT_ECHO = 22  # []
     SHUTDOWN_REPLY = 23  # [accepted: bool, reason: str]
-    CLIENT_REJECTED = 24  # [reason: str]  the scheduler does not know this client (any more)
+    # [reason: str, scheduler_version: str]  the scheduler does not know this client (any more), or refuses it
+    CLIENT_REJECTED = 24
     INFO_REPLY = 26  # [info: map]  the sections of the status (docs/monitoring.md) but the task stream
     OUTPUT_FROM_WORKER = 25  # [worker_name: str, [[task_id, OutputStream, text], ...]]  (TaskFlag.STREAM_OUTPUT)
 
     # worker agent -> scheduler
-    WORKER_CONNECT = 40  # [name: str, pid: int, hostname: str, per_worker_queue_size: int]
+    # [name: str, pid: int, hostname: str, per_worker_queue_size: int, version: str]  (another version: WORKER_REFUSED)
+    WORKER_CONNECT = 40
     WORKER_HEARTBEAT = 41  # see HeartbeatField
     TASKS_RETURNED = 42  # [[returned task_id, ...], [kept task_id, ...]]  the answer to one TASK_WITHDRAW
     WORKER_DISCONNECT = 43  # []
@@ -57,6 +61,8 @@ class MessageType(enum.IntEnum):
     TASK_WITHDRAW = 62  # [task_id, ...]  give back these tasks if they have not started
     WORKER_SHUTDOWN = 63  # []
     WORKER_RECONNECT = 64  # []  the scheduler does not know this worker: drop every task and reconnect
+    SCHEDULER_STOPPING = 65  # [reason: str]  the scheduler stops (SIGTERM, SIGINT): drop every task, wait for one
+    WORKER_REFUSED = 66  # [reason: str]  the scheduler will not take this worker (another version): it exits
 
     # worker agent <-> processor
     PROCESSOR_READY = 80  # [pid: int]
@@ -65,6 +71,34 @@ class MessageType(enum.IntEnum):
     PROCESSOR_RESUMED = 83  # [task_id]
     PROCESSOR_RESULTS = 84  # [[result items as in TASK_RESULTS, with run_seconds]]
     PROCESSOR_DROP = 85  # [task_id, ...]  forget these tasks without answering (the agent re-queued them)
+
+
+class ClientConnectField(enum.IntEnum):
+    """Positions of CLIENT_CONNECT's fields."""
+
+    NAME = 0
+    SERIALIZER_ID = 1
+    PID = 2
+    HOSTNAME = 3
+    VERSION = 4  # the client's scaler version
+
+
+class ClientAcceptField(enum.IntEnum):
+    """Positions of CLIENT_ACCEPT's fields."""
+
+    CLIENT_NUMBER = 0
+    PROTECTED = 1
+    VERSION = 2  # the scheduler's scaler version
+
+
+class WorkerConnectField(enum.IntEnum):
+    """Positions of WORKER_CONNECT's fields."""
+
+    NAME = 0
+    PID = 1
+    HOSTNAME = 2
+    PER_WORKER_QUEUE_SIZE = 3
+    VERSION = 4  # the worker's scaler version
 
 
 class TaskField(enum.IntEnum):

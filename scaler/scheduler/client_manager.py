@@ -8,10 +8,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from scaler import version
+from scaler.protocol import versions
 from scaler.protocol.checks import as_int, as_list, as_str, require
 from scaler.protocol.codec import encode
-from scaler.protocol.messages import MessageType
-from scaler.version import __version__
+from scaler.protocol.messages import ClientConnectField, MessageType
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +56,18 @@ class ClientManager:
     def on_connect(self, identity: bytes, fields: list[Any]) -> None:
         """A client introduces itself: give it a number and answer with CLIENT_ACCEPT."""
         as_list(fields, "CLIENT_CONNECT", 4)
-        name = as_str(fields[0], "client name")
-        serializer_id = fields[1]
+        name = as_str(fields[ClientConnectField.NAME], "client name")
+        serializer_id = fields[ClientConnectField.SERIALIZER_ID]
         require(serializer_id is None or type(serializer_id) is bytes, "serializer id must be bytes or nil")
-        pid = as_int(fields[2], "client pid")
-        hostname = as_str(fields[3], "client hostname")
+        pid = as_int(fields[ClientConnectField.PID], "client pid")
+        hostname = as_str(fields[ClientConnectField.HOSTNAME], "client hostname")
+        refusal = versions.mismatch(
+            "client", versions.version_field(fields, ClientConnectField.VERSION), "this scheduler"
+        )
+        if refusal is not None:
+            logger.warning("refused client %s (pid %d on %s): %s", name, pid, hostname, refusal)
+            self._send(identity, encode(MessageType.CLIENT_REJECTED, [refusal, version.__version__]))
+            return
         previous = self._by_identity.get(identity)
         if previous is not None:
             self.remove(identity, reason="reconnected")
@@ -68,7 +76,7 @@ class ClientManager:
         self._by_identity[identity] = record
         self._by_number[record.number] = record
         logger.info("client %s (%s, pid %d on %s) connected", record.number, name, pid, hostname)
-        self._send(identity, encode(MessageType.CLIENT_ACCEPT, [record.number, self._protected, __version__]))
+        self._send(identity, encode(MessageType.CLIENT_ACCEPT, [record.number, self._protected, version.__version__]))
 
     def touch(self, identity: bytes) -> ClientRecord | None:
         """The client spoke: note the time and return its record, or None for an unknown peer."""

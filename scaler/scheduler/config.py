@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from scaler import defaults
+from scaler.io.address import default_monitor_address, validate_address
 
 
 @dataclasses.dataclass
@@ -25,3 +26,10 @@ class SchedulerConfig:
     status_interval_seconds: float = defaults.SCHEDULER_STATUS_INTERVAL_SECONDS
     allowed_failures: int = defaults.SCHEDULER_ALLOWED_FAILURES
     event_loop: str = defaults.EVENT_LOOP
+
+    def __post_init__(self) -> None:
+        validate_address(self.address)
+        if self.monitor_address is not None:
+            validate_address(self.monitor_address)
+        else:
+            default_monitor_address(self.address)  # raises ValueError if it would be out of range

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from scaler import version
 from scaler.protocol.checks import as_bytes, as_list, as_str, require
 from scaler.protocol.codec import MalformedMessage, Payload, encode, resolve
 from scaler.protocol.ids import is_result_object_id
@@ -46,6 +47,7 @@ class SchedulerCore:
         self._on_shutdown = on_shutdown
         self._check_invariants = check_invariants
         self.counters: collections.Counter[str] = collections.Counter()
+        self._told_peers = False  # every worker and client was told the scheduler stops
         self.outbox = Outbox(send)
         self.clients = ClientManager(send, config.client_timeout_seconds, config.protected, self._on_client_gone)
         self.objects = ObjectManager(self._tell_worker_to_delete)
@@ -103,7 +105,12 @@ class SchedulerCore:
             client = self.clients.touch(identity)
             if client is None:
                 self.counters["unknown_client_messages"] += 1
-                self._send(identity, encode(MessageType.CLIENT_REJECTED, ["the scheduler does not know this client"]))
+                self._send(
+                    identity,
+                    encode(
+                        MessageType.CLIENT_REJECTED, ["the scheduler does not know this client", version.__version__]
+                    ),
+                )
                 return
             client_handler(client, fields, frames)
             return
@@ -169,11 +176,28 @@ class SchedulerCore:
 
     def shutdown_cluster(self) -> None:
         """Tell every worker and client the cluster stops, then let the shell stop."""
+        self._told_peers = True
         for record in list(self.workers):
             self._send(record.identity, encode(MessageType.WORKER_SHUTDOWN))
         for identity in self.clients.identities():
-            self._send(identity, encode(MessageType.CLIENT_REJECTED, ["the cluster was shut down"]))
+            self._send(
+                identity, encode(MessageType.CLIENT_REJECTED, ["the cluster was shut down", version.__version__])
+            )
         self._on_shutdown()
+
+    def farewell(self, reason: str) -> None:
+        """The scheduler stops (a signal, not a cluster shutdown): every client's work fails at once with
+        ``reason``, and every worker drops its tasks and waits for a scheduler at the same address."""
+        if self._told_peers:
+            return
+        self._told_peers = True
+        for record in list(self.workers):
+            self._send(record.identity, encode(MessageType.SCHEDULER_STOPPING, [reason]))
+        for identity in self.clients.identities():
+            self._send(
+                identity,
+                encode(MessageType.CLIENT_REJECTED, [f"the scheduler stopped ({reason})", version.__version__]),
+            )
 
     # ------------------------------------------------------------------ handlers
 

@@ -17,9 +17,7 @@ from scaler.scheduler.scheduler import Scheduler
 logger = logging.getLogger(__name__)
 
 
-async def serve(
-    config: SchedulerConfig, context: zmq.Context, on_listening: Callable[[], None] | None = None
-) -> None:
+async def serve(config: SchedulerConfig, context: zmq.Context, on_listening: Callable[[], None] | None = None) -> None:
     """Serve as a scheduler until SIGINT or SIGTERM, or until a client shuts the cluster down.
 
     ``on_listening`` is called once the scheduler's sockets are bound.
@@ -27,7 +25,7 @@ async def serve(
     scheduler = Scheduler(config, context)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):  # before anyone hears it listens: a stop request is never lost
-        loop.add_signal_handler(signum, scheduler.stop)
+        loop.add_signal_handler(signum, scheduler.stop, f"received {signal.Signals(signum).name}")
     if on_listening is not None:
         on_listening()
     try:

@@ -10,6 +10,7 @@ from typing import Any
 
 import zmq
 
+from scaler.errors import StartError
 from scaler.io.address import default_monitor_address
 from scaler.io.async_socket import AsyncSocket
 from scaler.protocol.codec import MalformedMessage, decode
@@ -22,6 +23,16 @@ logger = logging.getLogger(__name__)
 
 # Malformed messages logged one by one before the log only counts them.
 _MALFORMED_LOG_LIMIT = 20
+# How long a stopping scheduler may take to hand its last words to its peers' connections.
+_FAREWELL_LINGER_MILLISECONDS = 1000
+
+
+def _bind(socket: zmq.Socket, address: str, what: str) -> None:
+    try:
+        socket.bind(address)
+    except zmq.ZMQError as exc:
+        reason = zmq.strerror(exc.errno or 0)
+        raise StartError(f"the scheduler cannot listen on its {what}address {address}: {reason}") from None
 
 
 class Scheduler:
@@ -34,14 +45,20 @@ class Scheduler:
         self._router.setsockopt(zmq.SNDHWM, 0)
         self._router.setsockopt(zmq.RCVHWM, 0)
         self._router.setsockopt(zmq.LINGER, 0)
-        self._router.bind(config.address)
         self.monitor_address = config.monitor_address or default_monitor_address(config.address)
         self._monitor = context.socket(zmq.PUB)
         self._monitor.setsockopt(zmq.LINGER, 0)
         self._monitor.setsockopt(zmq.SNDHWM, 10)
-        self._monitor.bind(self.monitor_address)
+        try:
+            _bind(self._router, config.address, "")
+            _bind(self._monitor, self.monitor_address, "monitor ")
+        except StartError:
+            self._router.close(linger=0)
+            self._monitor.close(linger=0)
+            raise
         self._socket: AsyncSocket | None = None
         self._stopped = asyncio.Event()
+        self._stop_reason = "stopped"
         self.core = SchedulerCore(config, self._send, self._stop_soon, enabled_by_environment())
         self._messages_sent = 0
         self.status = StatusReporter(
@@ -66,12 +83,16 @@ class Scheduler:
             for routine in routines:
                 routine.cancel()
             await asyncio.gather(*routines, return_exceptions=True)
-            self._socket.close()
+            self.core.farewell(self._stop_reason)
+            self.core.outbox.flush()
+            self._socket.close(linger_ms=_FAREWELL_LINGER_MILLISECONDS)
             self._monitor.close(linger=0)
             logger.info("scheduler stopped")
 
-    def stop(self) -> None:
-        """Ask the scheduler to stop serving."""
+    def stop(self, reason: str = "stopped") -> None:
+        """Ask the scheduler to stop serving; its workers and clients are told ``reason``."""
+        if not self._stopped.is_set():
+            self._stop_reason = reason
         self._stopped.set()
 
     async def _every(self, seconds: float, routine: Callable[[], None]) -> None:

@@ -9,11 +9,12 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from scaler import version
+from scaler.protocol import versions
 from scaler.protocol.checks import as_int, as_list, as_number, as_str
 from scaler.protocol.codec import MalformedMessage, encode
-from scaler.protocol.messages import HeartbeatField, MessageType, ProcessorFigureField
+from scaler.protocol.messages import HeartbeatField, MessageType, ProcessorFigureField, WorkerConnectField
 from scaler.scheduler.dispatch_policy import HORIZON_SECONDS, level, room_for, worth_stealing
-from scaler.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -106,17 +107,24 @@ class WorkerManager:
     def on_connect(self, identity: bytes, fields: list[Any]) -> None:
         """A worker introduces itself: record it and answer with WORKER_ACCEPT."""
         as_list(fields, "WORKER_CONNECT", 4)
-        name = as_str(fields[0], "worker name")
-        pid = as_int(fields[1], "worker pid")
-        hostname = as_str(fields[2], "worker hostname")
-        asked = as_int(fields[3], "per-worker queue size")
+        name = as_str(fields[WorkerConnectField.NAME], "worker name")
+        pid = as_int(fields[WorkerConnectField.PID], "worker pid")
+        hostname = as_str(fields[WorkerConnectField.HOSTNAME], "worker hostname")
+        asked = as_int(fields[WorkerConnectField.PER_WORKER_QUEUE_SIZE], "per-worker queue size")
+        refusal = versions.mismatch(
+            "worker", versions.version_field(fields, WorkerConnectField.VERSION), "this scheduler"
+        )
+        if refusal is not None:
+            logger.warning("refused worker %s (pid %d on %s): %s", name, pid, hostname, refusal)
+            self._send(identity, encode(MessageType.WORKER_REFUSED, [refusal]))
+            return
         if identity in self._workers:
             self.remove(identity, reason="reconnected")
         size = max(1, min(asked, self._per_worker_queue_size)) if asked > 0 else self._per_worker_queue_size
         self._workers[identity] = WorkerRecord(identity, name, pid, hostname, size, time.monotonic())
         self._became_idle[identity] = None
         logger.info("worker %s (pid %d on %s) connected, queue of %d", name, pid, hostname, size)
-        self._send(identity, encode(MessageType.WORKER_ACCEPT, [__version__]))
+        self._send(identity, encode(MessageType.WORKER_ACCEPT, [version.__version__]))
 
     def touch(self, identity: bytes) -> WorkerRecord | None:
         """The worker spoke: note the time and return its record, or None for an unknown peer."""

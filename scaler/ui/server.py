@@ -15,7 +15,7 @@ from scaler import defaults
 from scaler.cluster.service import ServiceProcess
 from scaler.io.address import tcp_host_and_port
 from scaler.ui import require_dashboard_dependencies
-from scaler.worker.pool import LoggingSettings
+from scaler.utility.logging_setup import LoggingSettings
 
 logger = logging.getLogger(__name__)
 

@@ -21,9 +21,11 @@ from typing import Any
 import psutil
 import zmq
 
+from scaler import version
 from scaler.io.async_socket import AsyncSocket
+from scaler.protocol import versions
 from scaler.protocol.codec import MalformedMessage, decode, encode
-from scaler.protocol.messages import HeartbeatField, MessageType
+from scaler.protocol.messages import HeartbeatField, MessageType, WorkerConnectField
 from scaler.utility.process_guard import trim_memory
 from scaler.worker import agent_wire
 from scaler.worker.agent_events import (
@@ -34,8 +36,10 @@ from scaler.worker.agent_events import (
     ProcessorReady,
     ProcessorResumed,
     ReconnectRequested,
+    Refused,
     Running,
     SchedulerAccepted,
+    SchedulerStopping,
     ShutdownRequested,
     Tick,
 )
@@ -64,6 +68,8 @@ logger = logging.getLogger(__name__)
 
 # Seconds between two ticks of the machine (task timeouts and cancel deadlines are checked on ticks).
 _TICK_INTERVAL_SECONDS = 0.05
+# Seconds of silence from the scheduler between two warnings in the log (and before the first).
+_SILENCE_WARNING_SECONDS = 5.0
 # Seconds after an object delete before memory is trimmed, once ZeroMQ has released the frames.
 _TRIM_DELAY_SECONDS = 0.05
 
@@ -83,6 +89,9 @@ class WorkerAgent:
         self._last_contact = time.monotonic()
         self._stopped = asyncio.Event()
         self._exit_reason = "stopped"
+        self.failed = False  # stopped by the death timeout or a refusal rather than asked to: exit status 1
+        self._connected = False
+        self._last_silence_warning = 0.0
         self._process = psutil.Process()
         self._process.cpu_percent()
         self._scheduler: AsyncSocket | None = None
@@ -110,7 +119,9 @@ class WorkerAgent:
             MessageType.OBJECT_DELETE: agent_wire.parse_object_delete,
             MessageType.WORKER_SHUTDOWN: lambda f, fr: ShutdownRequested(),
             MessageType.WORKER_RECONNECT: lambda f, fr: ReconnectRequested(),
-            MessageType.WORKER_ACCEPT: lambda f, fr: SchedulerAccepted(),
+            MessageType.WORKER_ACCEPT: self._accepted_event,
+            MessageType.SCHEDULER_STOPPING: lambda f, fr: SchedulerStopping(agent_wire.parse_reason(f)),
+            MessageType.WORKER_REFUSED: lambda f, fr: Refused(agent_wire.parse_reason(f)),
             MessageType.HEARTBEAT_ECHO: lambda f, fr: None,
         }
 
@@ -148,10 +159,11 @@ class WorkerAgent:
         logger.info("worker %s stopped: %s", self.name, self._exit_reason)
         return self._exit_reason
 
-    def stop(self, reason: str = "stopped") -> None:
-        """Ask the agent to stop."""
+    def stop(self, reason: str = "stopped", failed: bool = False) -> None:
+        """Ask the agent to stop; ``failed``: it stops on its own because something is wrong (exit status 1)."""
         if not self._stopped.is_set():
             self._exit_reason = reason
+            self.failed = failed
             self._stopped.set()
 
     async def _every(self, seconds: float, routine: Callable[[], None]) -> None:
@@ -254,10 +266,34 @@ class WorkerAgent:
         fields[HeartbeatField.PROCESSOR_FIGURES] = figures
         self._send_scheduler(encode(MessageType.WORKER_HEARTBEAT, fields))
 
+    def _accepted_event(self, fields: list[Any], frames: list[Any]) -> Event:
+        refusal = versions.mismatch(
+            f"scheduler at {self.config.scheduler_address}", agent_wire.parse_accept_version(fields), "this worker"
+        )
+        if refusal is not None:
+            return Refused(refusal)
+        if not self._connected:
+            logger.info("worker %s connected to the scheduler at %s", self.name, self.config.scheduler_address)
+        self._connected = True
+        return SchedulerAccepted()
+
     def _check_scheduler_alive(self) -> None:
-        silent = time.monotonic() - self._last_contact
+        now = time.monotonic()
+        silent = now - self._last_contact
         if silent > self.config.death_timeout_seconds:
-            self.stop(f"no word from the scheduler for {silent:.0f} s (death timeout)")
+            self.stop(f"no word from the scheduler for {silent:.0f} s (death timeout)", failed=True)
+            return
+        quiet_limit = max(_SILENCE_WARNING_SECONDS, 2 * self.config.heartbeat_interval_seconds)
+        if silent > quiet_limit and now - self._last_silence_warning >= _SILENCE_WARNING_SECONDS:
+            self._last_silence_warning = now
+            self._connected = False
+            logger.warning(
+                "worker %s: no answer from the scheduler at %s for %.0f s (the worker exits after %g s)",
+                self.name,
+                self.config.scheduler_address,
+                silent,
+                self.config.death_timeout_seconds,
+            )
 
     # ------------------------------------------------------------------ instructions
 
@@ -266,7 +302,12 @@ class WorkerAgent:
         self._scheduler.send(parts)
 
     def _send_connect(self, instruction: SendConnect) -> None:
-        message = [self.name, os.getpid(), self._hostname, self.config.per_worker_queue_size]
+        message: list[Any] = [None] * len(WorkerConnectField)
+        message[WorkerConnectField.NAME] = self.name
+        message[WorkerConnectField.PID] = os.getpid()
+        message[WorkerConnectField.HOSTNAME] = self._hostname
+        message[WorkerConnectField.PER_WORKER_QUEUE_SIZE] = self.config.per_worker_queue_size
+        message[WorkerConnectField.VERSION] = version.__version__
         self._send_scheduler(encode(MessageType.WORKER_CONNECT, message))
 
     def _send_tasks_started(self, instruction: SendTasksStarted) -> None:
@@ -319,7 +360,9 @@ class WorkerAgent:
         logger.warning("worker %s: %s", self.name, instruction.text)
 
     def _stop_agent(self, instruction: StopAgent) -> None:
-        self.stop(instruction.reason)
+        if instruction.failed:
+            logger.error("worker %s: %s", self.name, instruction.reason)
+        self.stop(instruction.reason, instruction.failed)
 
     def _shutdown_processors(self) -> None:
         loop = asyncio.get_running_loop()

@@ -86,6 +86,20 @@ class SchedulerAccepted:
 
 
 @dataclasses.dataclass(slots=True)
+class SchedulerStopping:
+    """SCHEDULER_STOPPING: the scheduler stops; drop everything and wait for a scheduler at the same address."""
+
+    reason: str
+
+
+@dataclasses.dataclass(slots=True)
+class Refused:
+    """WORKER_REFUSED: the scheduler will not take this worker (another scaler version, for instance)."""
+
+    reason: str
+
+
+@dataclasses.dataclass(slots=True)
 class ReconnectRequested:
     """WORKER_RECONNECT: the scheduler does not know this worker; drop everything and connect again."""
 
@@ -148,6 +162,8 @@ Event = (
     | ObjectsDeleted
     | SchedulerAccepted
     | ReconnectRequested
+    | SchedulerStopping
+    | Refused
     | ShutdownRequested
     | ProcessorReady
     | ProcessorResults

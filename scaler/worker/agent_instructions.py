@@ -122,9 +122,10 @@ class LogWarning:
 
 @dataclasses.dataclass(slots=True)
 class StopAgent:
-    """Stop the agent."""
+    """Stop the agent; ``failed``: the worker process then exits with status 1."""
 
     reason: str
+    failed: bool = False
 
 
 Instruction = (

@@ -37,8 +37,10 @@ from scaler.worker.agent_events import (
     ProcessorResumed,
     ProcessorSuspended,
     ReconnectRequested,
+    Refused,
     ResultItem,
     SchedulerAccepted,
+    SchedulerStopping,
     ShutdownRequested,
     TasksAssigned,
     Tick,
@@ -136,6 +138,8 @@ class AgentMachine:
             ObjectsDeleted: self._on_objects_deleted,
             SchedulerAccepted: self._on_accepted,
             ReconnectRequested: self._on_reconnect,
+            SchedulerStopping: self._on_scheduler_stopping,
+            Refused: self._on_refused,
             ShutdownRequested: self._on_shutdown,
             ProcessorReady: self._on_processor_ready,
             ProcessorResults: self._on_processor_results,
@@ -202,8 +206,22 @@ class AgentMachine:
         # One answer comes per message sent while unknown; those arriving before WORKER_ACCEPT predate the reconnect.
         if not self._accepted:
             return
+        self._drop_everything_and_reconnect(
+            "dropping all tasks and reconnecting: the scheduler did not know this worker"
+        )
+
+    def _on_scheduler_stopping(self, event: SchedulerStopping) -> None:
+        self._drop_everything_and_reconnect(
+            f"the scheduler stopped ({event.reason}): dropping all tasks and waiting for a scheduler at the same "
+            "address until the death timeout"
+        )
+
+    def _on_refused(self, event: Refused) -> None:
+        self._out.append(StopAgent(f"the scheduler refused this worker: {event.reason}", failed=True))
+
+    def _drop_everything_and_reconnect(self, warning: str) -> None:
         out = self._out
-        out.append(LogWarning("dropping all tasks and reconnecting: the scheduler did not know this worker"))
+        out.append(LogWarning(warning))
         self._queue.clear()
         self._objects.clear()
         self._cancel_deadlines.clear()

@@ -81,3 +81,13 @@ def parse_processor_suspended(processor: int, fields: list[Any]) -> ProcessorSus
     as_list(fields, "PROCESSOR_SUSPENDED", 1)
     task_id, *_ = fields
     return ProcessorSuspended(processor, as_int(task_id, "suspended task id"))
+
+
+def parse_reason(fields: list[Any]) -> str:
+    """SCHEDULER_STOPPING and WORKER_REFUSED: [reason]; a missing or odd reason reads as "no reason given"."""
+    return fields[0] if fields and type(fields[0]) is str else "no reason given"
+
+
+def parse_accept_version(fields: list[Any]) -> str:
+    """WORKER_ACCEPT [scheduler_version]; a scheduler that sends none runs an unknown version."""
+    return fields[0] if fields and type(fields[0]) is str else "(unknown version)"

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import multiprocessing.connection
 import signal
+import sys
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -13,15 +14,13 @@ from typing import Any
 import zmq
 
 from scaler.io.event_loop import run_on_loop
-from scaler.utility.logging_setup import setup_logging
+from scaler.utility.logging_setup import LoggingSettings, setup_logging
 from scaler.utility.process_guard import die_with_parent, map_large_allocations, reset_inherited_signals
 from scaler.worker.agent import WorkerAgent
 from scaler.worker.config import WorkerConfig
 from scaler.worker.processor_handle import process_context
 
 logger = logging.getLogger(__name__)
-
-LoggingSettings = tuple[Sequence[str], str, "str | None"]
 
 
 def run_agent(config: WorkerConfig, logging_settings: LoggingSettings | None = None) -> None:
@@ -37,6 +36,8 @@ def run_agent(config: WorkerConfig, logging_settings: LoggingSettings | None = N
         run_on_loop(agent.run(), config.event_loop)
     finally:
         context.destroy(linger=0)
+    if agent.failed:
+        sys.exit(1)
 
 
 def _numbered(name: str, index: int) -> str:
@@ -102,17 +103,21 @@ class WorkerPool:
         self._processes.clear()
 
     def run_until_signal(self) -> int:
-        """Run in the foreground until SIGINT or SIGTERM, or until every agent has ended; return 0."""
+        """Run in the foreground until SIGINT or SIGTERM, or until every agent has ended. Return 0 when
+        stopped by a signal or when every agent ended well, 1 when every agent ended and one of them failed
+        (the death timeout, a refusal by the scheduler)."""
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: self._stop.set())
         self.start()
+        status = 0
         try:
             while not self._stop.is_set():
                 alive = [p for p in self._processes if p.exitcode is None]
                 if not alive:
+                    status = 1 if any(p.exitcode != 0 for p in self._processes) else 0
                     logger.info("every worker has stopped")
                     break
                 multiprocessing.connection.wait([p.sentinel for p in alive], timeout=0.2)
         finally:
             self.stop()
-        return 0
+        return status
