@@ -21,8 +21,10 @@ from scaler.worker.agent_events import (
     ProcessorResumed,
     ProcessorSuspended,
     ReconnectRequested,
+    Refused,
     Running,
     SchedulerAccepted,
+    SchedulerStopping,
     ShutdownRequested,
     TasksAssigned,
     Tick,
@@ -34,6 +36,7 @@ from scaler.worker.agent_instructions import (
     DropOnProcessor,
     Instruction,
     KillProcessor,
+    LogWarning,
     RetireProcessor,
     RunBatch,
     SendConnect,
@@ -391,6 +394,27 @@ def test_a_reconnect_request_drops_everything_once_the_worker_was_accepted() -> 
     assert agent(ReconnectRequested()) == []  # not accepted again yet
     (batch,) = of_type(agent(ProcessorReady(2)) + agent.assign(wire_task(1)), RunBatch)
     assert batch_ids(batch) == [1] and batch.objects == [[FUNCTION, b"pickled function"]]
+
+
+def test_a_stopping_scheduler_makes_the_worker_drop_everything_and_wait_for_another() -> None:
+    agent = Agent()
+    agent(AgentStarted())
+    agent(SchedulerAccepted())
+    agent(ProcessorReady(1))
+    agent.assign(wire_task(1), wire_task(2))
+    out = agent(SchedulerStopping("received SIGTERM"))
+    (warning,) = of_type(out, LogWarning)
+    assert "the scheduler stopped (received SIGTERM)" in warning.text
+    assert of_type(out, KillProcessor) == [KillProcessor(1)] and out[-1] == SendConnect()
+    assert agent.machine.task_count == 0 and not of_type(out, StopAgent)
+
+
+def test_a_refused_worker_stops_as_failed() -> None:
+    agent = Agent()
+    agent.start()
+    assert agent(Refused("the worker runs scaler 0.0.1")) == [
+        StopAgent("the scheduler refused this worker: the worker runs scaler 0.0.1", failed=True)
+    ]
 
 
 def test_a_shutdown_request_stops_the_agent() -> None:

@@ -35,6 +35,21 @@ async def serve(config: SchedulerConfig, context: zmq.Context, on_listening: Cal
             loop.remove_signal_handler(signum)
 
 
+def raise_file_limit() -> None:
+    """Raise this process's open-file limit to its hard limit: every peer holds a descriptor."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            return
+        logger.info("open-file limit raised from %d to %s", soft, "unlimited" if hard < 0 else hard)
+
+
 def run_scheduler(config: SchedulerConfig, on_listening: Callable[[], None] | None = None) -> None:
     """Run a scheduler in this process until it stops."""
     if config.object_retention_seconds != defaults.SCHEDULER_OBJECT_RETENTION_SECONDS:
@@ -43,6 +58,7 @@ def run_scheduler(config: SchedulerConfig, on_listening: Callable[[], None] | No
             "or leaves, and is then deleted at once (the option is accepted for compatibility with Scaler 1.x)",
             config.object_retention_seconds,
         )
+    raise_file_limit()
     context = zmq.Context(io_threads=config.io_threads)
     try:
         run_on_loop(serve(config, context, on_listening), config.event_loop)

@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 # Malformed messages logged one by one before the log only counts them.
 _MALFORMED_LOG_LIMIT = 20
+_HANDSHAKE_MILLISECONDS = 5000
 # How long a stopping scheduler may take to hand its last words to its peers' connections.
 _FAREWELL_LINGER_MILLISECONDS = 1000
 
@@ -45,6 +46,9 @@ class Scheduler:
         self._router.setsockopt(zmq.SNDHWM, 0)
         self._router.setsockopt(zmq.RCVHWM, 0)
         self._router.setsockopt(zmq.LINGER, 0)
+        # A connection that has not finished ZeroMQ's greeting within this time is closed, so silent TCP
+        # connections cannot hold the scheduler's file descriptors for long.
+        self._router.setsockopt(zmq.HANDSHAKE_IVL, _HANDSHAKE_MILLISECONDS)
         self.monitor_address = config.monitor_address or default_monitor_address(config.address)
         self._monitor = context.socket(zmq.PUB)
         self._monitor.setsockopt(zmq.LINGER, 0)
