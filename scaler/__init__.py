@@ -33,6 +33,7 @@ from scaler.errors import (
     WorkerDiedError,
 )
 from scaler.parallel import MapReduce, ParallelProcessor
+from scaler.security import Security
 from scaler.serializer import DefaultSerializer, Serializer
 from scaler.version import __version__
 
@@ -58,6 +59,7 @@ __all__ = [
     "ScalerFuture",
     "Scheduler",
     "SchedulerClusterCombo",
+    "Security",
     "SchedulerLostError",
     "SerializationError",
     "Serializer",

@@ -1,7 +1,7 @@
 """python -m scaler COMMAND ...: the command lines of scaler as subcommands of one program.
 
-``python -m scaler scheduler|worker|cluster|top|ui ARGS`` runs the same click command as
-``scaler_scheduler``, ``scaler_worker``, ``scaler_cluster``, ``scaler_top`` and ``scaler_ui``;
+``python -m scaler scheduler|worker|cluster|top|ui|keygen ARGS`` runs the same click command as
+``scaler_scheduler``, ``scaler_worker``, ``scaler_cluster``, ``scaler_top``, ``scaler_ui`` and ``scaler_keygen``;
 ``python -m scaler --help`` lists them and ``python -m scaler --version`` prints the version.
 For compatibility, ``python -m scaler ADDRESS ...`` (a ZeroMQ address first, such as
 ``tcp://127.0.0.1:8516``) still runs a scheduler, as ``python -m scaler scheduler ADDRESS ...``.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import click
 
+from scaler.cli.keygen import main as keygen_main
 from scaler.cli.scheduler import main as scheduler_main
 from scaler.cli.top import main as top_main
 from scaler.cli.ui import main as ui_main
@@ -24,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[click.Command, str]] = {
     "cluster": (worker_main, "scaler_cluster"),
     "top": (top_main, "scaler_top"),
     "ui": (ui_main, "scaler_ui"),
+    "keygen": (keygen_main, "scaler_keygen"),
 }
 
 
@@ -41,7 +43,7 @@ class ScalerGroup(click.Group):
     cls=ScalerGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog="Each COMMAND is also installed as a script: scaler_scheduler, scaler_worker, scaler_cluster, "
-    "scaler_top, scaler_ui. Run python -m scaler COMMAND --help for its options.",
+    "scaler_top, scaler_ui, scaler_keygen. Run python -m scaler COMMAND --help for its options.",
 )
 @click.version_option(__version__, "--version", prog_name="scaler", message="%(prog)s, version %(version)s")
 def cli() -> None:

@@ -11,6 +11,8 @@ CLIENT_HEARTBEAT_INTERVAL_SECONDS = 2
 SCHEDULER_CLIENT_TIMEOUT_SECONDS = 60
 # Seconds of silence after which the scheduler declares a worker dead and re-queues its tasks.
 SCHEDULER_WORKER_TIMEOUT_SECONDS = 60
+# Seconds a worker may leave a withdrawal or a cancel unanswered before it is treated as dead, heartbeats or not.
+SCHEDULER_WORKER_ANSWER_TIMEOUT_SECONDS = 30
 # Accepted for compatibility with Scaler 1.x and without effect: an object lives until its client deletes it,
 # clears or leaves, and is deleted at once then (a scheduler given another value logs a warning).
 SCHEDULER_OBJECT_RETENTION_SECONDS = 3600

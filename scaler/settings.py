@@ -145,6 +145,31 @@ _EVENT_LOOP = Setting(
 _LOGGING = _logging_settings()
 
 
+_KEY_FILE = click.Path(exists=True, dir_okay=False)
+
+
+def _curve_secret_key(who: str) -> Setting:
+    return Setting(
+        "curve_secret_key",
+        f"CURVE security (docs/security.md): {who} own key pair, NAME.key_secret as written by scaler_keygen",
+        None,
+        _KEY_FILE,
+    )
+
+
+def _curve_server_key() -> Setting:
+    return Setting(
+        "curve_server_key",
+        "CURVE security (docs/security.md): the scheduler's public key, SCHEDULER.key as written by scaler_keygen; "
+        "with it, the connection is encrypted and the scheduler checks this side's key (curve_secret_key)",
+        None,
+        _KEY_FILE,
+    )
+
+
+_CURVE_CLIENT_SIDE = (_curve_secret_key("this side's"), _curve_server_key())
+
+
 def _io_threads(default: int) -> Setting:
     return Setting("io_threads", "ZeroMQ I/O threads", default, click.IntRange(min=1), short_flags=("-it",))
 
@@ -166,6 +191,14 @@ SCHEDULER_SETTINGS: tuple[Setting, ...] = (
         defaults.SCHEDULER_WORKER_TIMEOUT_SECONDS,
         _POSITIVE,
         short_flags=("-wt",),
+    ),
+    Setting(
+        "worker_answer_timeout_seconds",
+        "seconds a worker may leave a withdrawal or a cancel unanswered before it is treated as dead and its "
+        "tasks run elsewhere, even if it heartbeats",
+        defaults.SCHEDULER_WORKER_ANSWER_TIMEOUT_SECONDS,
+        _POSITIVE,
+        short_flags=("-wat",),
     ),
     Setting(
         "object_retention_seconds",
@@ -232,6 +265,21 @@ SCHEDULER_SETTINGS: tuple[Setting, ...] = (
         defaults.SCHEDULER_STATUS_INTERVAL_SECONDS,
         _POSITIVE,
         short_flags=("-si",),
+    ),
+    _curve_secret_key("the scheduler's"),
+    Setting(
+        "curve_allowed_clients",
+        "CURVE security: a directory of public keys (every NAME.key in it) or one key file: who may connect as a "
+        "client and read the monitor address (read again on SIGHUP)",
+        None,
+        click.Path(exists=True),
+    ),
+    Setting(
+        "curve_allowed_workers",
+        "CURVE security: a directory of public keys or one key file: who may connect as a worker (a worker's key "
+        "may also act as a client, for nested tasks; read again on SIGHUP)",
+        None,
+        click.Path(exists=True),
     ),
     Setting(
         "dashboard_port",
@@ -342,18 +390,21 @@ WORKER_SETTINGS: tuple[Setting, ...] = (
         None,
         short_flags=("-la",),
     ),
+    *_CURVE_CLIENT_SIDE,
     *_LOGGING,
 )
 
+_MONITOR_ADDRESS_ARGUMENT = Setting(
+    "monitor_address",
+    "the scheduler's monitor address: its port + 1 unless set with --monitor-address",
+    None,
+    ADDRESS,
+    argument=True,
+    metavar="MONITOR_ADDRESS",
+)
+
 TOP_SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        "monitor_address",
-        "the scheduler's monitor address: its port + 1 unless set with --monitor-address",
-        None,
-        ADDRESS,
-        argument=True,
-        metavar="MONITOR_ADDRESS",
-    ),
+    _MONITOR_ADDRESS_ARGUMENT,
     Setting("once", "print one status as plain text and exit (for pipes and scripts)", False, is_flag=True),
     Setting(
         "interval_seconds",
@@ -377,19 +428,14 @@ TOP_SETTINGS: tuple[Setting, ...] = (
         click.Choice(SORT_KEYS),
         short_flags=("-s",),
     ),
+    *_CURVE_CLIENT_SIDE,
 )
 
 UI_SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        "monitor_address",
-        "the scheduler's monitor address: its port + 1 unless set with --monitor-address",
-        None,
-        ADDRESS,
-        argument=True,
-        metavar="MONITOR_ADDRESS",
-    ),
+    _MONITOR_ADDRESS_ARGUMENT,
     Setting("host", "interface the page is served on (0.0.0.0: every interface)", "127.0.0.1", short_flags=("-H",)),
     Setting("port", "TCP port of the page (0: any free port)", 8787, click.IntRange(0, 65535), short_flags=("-P",)),
+    *_CURVE_CLIENT_SIDE,
     *_LOGGING,
 )
 

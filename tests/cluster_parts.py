@@ -2,22 +2,64 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
+import shutil
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+import zmq.auth
 
 from scaler.io.address import default_monitor_address, local_address
 from scaler.io.status_subscriber import StatusSubscriber
 from scaler.scheduler.config import SchedulerConfig
 from scaler.scheduler.process import run_scheduler
+from scaler.security import Security
 from scaler.worker.config import WorkerConfig
 from scaler.worker.pool import run_agent
 from scaler.worker.processor_handle import process_context
 
 FAST_HEARTBEAT_SECONDS = 0.25
+
+
+@dataclasses.dataclass(frozen=True)
+class CurveKeys:
+    """CURVE key pairs for a scheduler, one client and one worker, and the scheduler's allow-lists."""
+
+    directory: Path
+
+    @classmethod
+    def create(cls, directory: Path) -> CurveKeys:
+        keys = directory / "keys"
+        keys.mkdir()
+        for name in ("scheduler", "client", "worker"):
+            zmq.auth.create_certificates(str(keys), name)
+        for role in ("client", "worker"):
+            allowed = directory / f"allowed_{role}s"
+            allowed.mkdir()
+            shutil.copy(keys / f"{role}.key", allowed)
+        return cls(directory)
+
+    def _key(self, name: str, secret: bool) -> str:
+        return str(self.directory / "keys" / f"{name}.key{'_secret' if secret else ''}")
+
+    def scheduler_options(self) -> dict[str, Any]:
+        return {
+            "curve_secret_key": self._key("scheduler", True),
+            "curve_allowed_clients": str(self.directory / "allowed_clients"),
+            "curve_allowed_workers": str(self.directory / "allowed_workers"),
+        }
+
+    def worker_options(self) -> dict[str, Any]:
+        return {"curve_secret_key": self._key("worker", True), "curve_server_key": self._key("scheduler", False)}
+
+    def client(self) -> Security:
+        """The client's keys (also what a monitor connects with)."""
+        return Security(secret_key_file=self._key("client", True), server_key_file=self._key("scheduler", False))
 
 
 class Cluster:
@@ -28,7 +70,9 @@ class Cluster:
         self.monitor_address = default_monitor_address(self.address)
         self._worker_options = {"heartbeat_interval_seconds": FAST_HEARTBEAT_SECONDS, **(worker_options or {})}
         config = SchedulerConfig(
-            address=self.address, monitor_address=self.monitor_address, status_interval_seconds=0.2,
+            address=self.address,
+            monitor_address=self.monitor_address,
+            status_interval_seconds=0.2,
             **scheduler_options,
         )
         self.scheduler = process_context().Process(target=run_scheduler, args=(config,), name="test-scheduler")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -39,3 +41,15 @@ def describe(processes: list[psutil.Process]) -> str:
         except psutil.Error:
             lines.append(str(process.pid))
     return "; ".join(lines)
+
+
+def stop_processes(*processes: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
+    """SIGTERM each process still running, SIGKILL it after 30 s, and reap it."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)

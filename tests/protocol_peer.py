@@ -8,6 +8,7 @@ test's thread: every wait has a deadline and nothing runs in the background.
 from __future__ import annotations
 
 import os
+import pickle
 import socket
 import threading
 import time
@@ -21,7 +22,7 @@ import zmq
 from scaler.io.address import local_address
 from scaler.protocol.codec import decode, encode, payload_bytes, resolve
 from scaler.protocol.ids import content_object_id, task_id_base
-from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag
+from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag, TaskStatus
 from scaler.version import __version__
 
 Message = tuple[MessageType, list[Any], list[Any]]
@@ -180,6 +181,15 @@ class FakeWorker(ProtocolPeer):
         if not self._closed:
             self.send(MessageType.WORKER_DISCONNECT)
             self.close(linger_ms=1000)
+
+
+def teach_run_time(client: Any, fake: FakeWorker, function: Any, run_seconds: float) -> None:
+    """Have the fake worker answer one task of ``function`` as if it ran for ``run_seconds``: the scheduler's
+    estimate for the function is then exactly that, and so is how many of its tasks a worker may hold."""
+    future = client.submit(function, 0.0, -1)
+    (task_id,) = fake.wait_for_tasks(1, timeout_seconds=10)
+    fake.send_results([[task_id, int(TaskStatus.SUCCESS), pickle.dumps(-1), None, run_seconds]])
+    assert future.result(timeout=10) == -1
 
 
 def argument(kind: ArgumentKind, value: Any) -> list[Any]:

@@ -6,14 +6,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from scaler.protocol.codec import decode
-from scaler.protocol.ids import task_id_base
+from scaler.protocol.ids import content_object_id, task_id_base
 from scaler.protocol.messages import ArgumentKind, MessageType, TaskFlag
 from scaler.scheduler.config import SchedulerConfig
 from scaler.scheduler.core import SchedulerCore
 from scaler.scheduler.invariants import check_scheduler
 from scaler.version import __version__
 
-FUNCTION = b"F" * 16
+FUNCTION_PAYLOAD = b"function payload"
+FUNCTION = content_object_id(FUNCTION_PAYLOAD)  # a function id is made from its content, as the client makes it
 
 
 class Wiring:

@@ -22,7 +22,7 @@ from scaler import Client, SchedulerClusterCombo
 from scaler.errors import SchedulerLostError, StartError, VersionMismatchError
 from scaler.io.address import free_tcp_port, local_address
 from tests import tasks
-from tests.helpers import wait_until
+from tests.helpers import stop_processes, wait_until
 
 BIN = Path(sys.executable).parent
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -194,13 +194,7 @@ def test_a_worker_logs_connected_when_the_scheduler_answers(tmp_path: Path) -> N
             lambda: log.exists() and f"worker w1 connected to the scheduler at {address}" in log.read_text(), 30
         )
     finally:
-        for process in (worker, scheduler):
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop_processes(worker, scheduler)
 
 
 @pytest.mark.timeout(120)
@@ -227,14 +221,7 @@ def test_a_scheduler_stopped_by_sigterm_tells_its_workers_and_clients(tmp_path: 
         assert wait_until(lambda: "the scheduler stopped (received SIGTERM)" in worker_log.read_text(), 30)
         assert worker.poll() is None  # it waits for a scheduler at the same address until its death timeout
     finally:
-        for process in (worker, scheduler):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=10)
+        stop_processes(worker, scheduler)
 
 
 @pytest.mark.timeout(90)

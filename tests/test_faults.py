@@ -23,7 +23,7 @@ import pytest
 from scaler import Client, SchedulerClusterCombo
 from scaler.errors import ProcessorDiedError, SchedulerLostError, WorkerDiedError
 from tests import tasks
-from tests.cluster_parts import Cluster, StatusReader, supervised_workers
+from tests.cluster_parts import Cluster, CurveKeys, StatusReader, supervised_workers
 from tests.conftest import SOAK
 from tests.helpers import wait_until
 
@@ -43,12 +43,21 @@ def assigned_tasks(status: StatusReader) -> int:
 
 @pytest.mark.soak
 @pytest.mark.timeout(600 if SOAK else 120)
-def test_chaos_every_result_arrives_exactly_once_while_workers_are_killed() -> None:
+@pytest.mark.parametrize("secured", [False, True], ids=["plain", "curve"])
+def test_chaos_every_result_arrives_exactly_once_while_workers_are_killed(secured: bool, tmp_path: Path) -> None:
+    """Also with CURVE on: every connection encrypted and authenticated, workers reconnecting with their keys."""
     n_tasks = 50_000 if SOAK else 5_000
     rng = random.Random(7)
     durations = [rng.uniform(0.001, 0.020) for _ in range(n_tasks)]
-    with Cluster(worker_timeout_seconds=1.0) as cluster, StatusReader(cluster.monitor_address) as status:
-        with Client(cluster.address, timeout_seconds=30) as client:
+    keys = CurveKeys.create(tmp_path) if secured else None
+    scheduler_options = keys.scheduler_options() if keys else {}
+    worker_options = keys.worker_options() if keys else {}
+    security = keys.client() if keys else None
+    with Cluster(worker_options, worker_timeout_seconds=1.0, **scheduler_options) as cluster:
+        with (
+            StatusReader(cluster.monitor_address, security) as status,
+            Client(cluster.address, timeout_seconds=30, security=security) as client,
+        ):
             with supervised_workers(cluster, 4, kill_every_seconds=1.0) as dead:
                 futures = [client.submit(tasks.sleep_and_return, seconds, i) for i, seconds in enumerate(durations)]
                 results = [future.result(timeout=300) for future in futures]

@@ -26,7 +26,7 @@ from scaler.scheduler.dispatch_policy import room_for
 from tests import tasks
 from tests.cluster_parts import Cluster, StatusReader
 from tests.helpers import wait_until
-from tests.protocol_peer import FakeWorker, ProtocolClient, argument
+from tests.protocol_peer import FakeWorker, ProtocolClient, argument, teach_run_time
 
 FAILURE_STATUSES = {int(TaskStatus.FAILED), int(TaskStatus.OBJECT_MISSING), int(TaskStatus.DEPENDENCY_GONE)}
 
@@ -278,9 +278,7 @@ def test_a_cancel_that_crosses_a_withdrawal_ends_the_withdrawn_tasks() -> None:
                 teach_run_time(client, fake, tasks.sleep_and_return, _FAKE_RUN_SECONDS)
                 # Exactly what the fake worker takes: 4 ms tasks fill its horizon, none waits in the scheduler.
                 count = room_for(0, 0.0, _FAKE_RUN_SECONDS, defaults.SCHEDULER_PER_WORKER_QUEUE_SIZE)
-                futures = {
-                    f.task_id: f for f in (client.submit(tasks.sleep_and_return, 0.05, i) for i in range(count))
-                }
+                futures = {f.task_id: f for f in (client.submit(tasks.sleep_and_return, 0.05, i) for i in range(count))}
                 fake.wait_for_tasks(1 + count, timeout_seconds=10)
                 cluster.add_worker()  # joins idle: the scheduler asks the fake worker for some of its tasks back
                 _, withdrawn, _ = fake.wait_for(MessageType.TASK_WITHDRAW, timeout_seconds=10)
@@ -304,15 +302,6 @@ def test_a_cancel_that_crosses_a_withdrawal_ends_the_withdrawn_tasks() -> None:
 
 
 _FAKE_RUN_SECONDS = 0.004
-
-
-def teach_run_time(client: Client, fake: FakeWorker, function: Any, run_seconds: float) -> None:
-    """Have the fake worker answer one task of ``function`` as if it ran for ``run_seconds``: the scheduler's
-    estimate for the function is then exactly that, and so is how many of its tasks a worker may hold."""
-    future = client.submit(function, 0.0, -1)
-    (task_id,) = fake.wait_for_tasks(1, timeout_seconds=10)
-    fake.send_results([[task_id, int(TaskStatus.SUCCESS), pickle.dumps(-1), None, run_seconds]])
-    assert future.result(timeout=10) == -1
 
 
 @pytest.mark.timeout(60)

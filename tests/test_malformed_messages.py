@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -10,8 +11,10 @@ import zmq
 
 from scaler import Client, SchedulerClusterCombo
 from scaler.protocol.messages import MessageType
+from scaler.security import Security, apply_client
 from scaler.version import __version__
 from tests import tasks
+from tests.cluster_parts import CurveKeys
 
 
 def _random_messages(count: int, seed: int) -> list[list[bytes]]:
@@ -42,14 +45,29 @@ def _random_messages(count: int, seed: int) -> list[list[bytes]]:
 
 
 @pytest.mark.timeout(120)
-def test_scheduler_survives_10000_malformed_frames_then_serves_a_client() -> None:
-    with SchedulerClusterCombo(n_workers=1) as cluster:
+@pytest.mark.parametrize("secured", [False, True], ids=["plain", "curve"])
+def test_scheduler_survives_20000_malformed_frames_then_serves_a_client(secured: bool, tmp_path: Path) -> None:
+    """With CURVE on, the garbage comes from a peer holding an allowed key (it passes the handshake, so the
+    scheduler reads it), and more from a peer without keys (dropped at the handshake)."""
+    keys = CurveKeys.create(tmp_path) if secured else None
+    security = (
+        Security(
+            secret_key_file=keys.scheduler_options()["curve_secret_key"],
+            allowed_clients=keys.scheduler_options()["curve_allowed_clients"],
+        )
+        if keys
+        else None
+    )
+    client_security = keys.client() if keys else None
+    with SchedulerClusterCombo(n_workers=1, security=security) as cluster:
         context = zmq.Context()
         try:
             dealer = context.socket(zmq.DEALER)
             dealer.setsockopt(zmq.LINGER, 0)
+            if client_security is not None:
+                apply_client(dealer, client_security)
             dealer.connect(cluster.get_address())
-            for message in _random_messages(10_000, seed=7):
+            for message in _random_messages(18_000, seed=7):
                 dealer.send_multipart(message)
             # a peer that connects as a client and then sends garbage under that identity
             dealer.send_multipart(
@@ -57,9 +75,17 @@ def test_scheduler_survives_10000_malformed_frames_then_serves_a_client() -> Non
             )
             for message in _random_messages(2_000, seed=8):
                 dealer.send_multipart(message)
+            if client_security is not None:
+                stranger = context.socket(zmq.DEALER)
+                stranger.setsockopt(zmq.LINGER, 0)
+                stranger.connect(cluster.get_address())
+                for message in _random_messages(1_000, seed=9):
+                    stranger.send_multipart(message)
+                stranger.close()
             dealer.close()
         finally:
             context.term()
-        with Client(cluster.get_address(), timeout_seconds=30) as client:
+        with Client(cluster.get_address(), timeout_seconds=30, security=client_security) as client:
             assert client.map(tasks.add, [(i, 1) for i in range(100)]) == list(range(1, 101))
+            assert client.scheduler_info()["workers"]
         assert cluster._scheduler.is_alive()

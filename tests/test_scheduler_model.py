@@ -101,7 +101,7 @@ class SchedulerModel(RuleBasedStateMachine):
         (accept,) = [fields for to, kind, fields in self.wiring.sent if kind is MessageType.CLIENT_ACCEPT]
         self.wiring.sent.clear()
         self.clients[identity] = ModelClient(identity, accept[0])
-        self.deliver(identity, MessageType.OBJECT_PUT, [[FUNCTION, b"function"]])
+        self.deliver(identity, MessageType.OBJECT_PUT, [[FUNCTION, b"function payload"]])
 
     @precondition(lambda self: self.connected_clients())
     @rule(data=st.data(), index=st.integers(0, len(OBJECT_IDS) - 2))
@@ -182,7 +182,7 @@ class SchedulerModel(RuleBasedStateMachine):
     def clear(self, data: st.DataObject) -> None:
         client = data.draw(st.sampled_from(self.connected_clients()))
         self.deliver(client.identity, MessageType.CLIENT_CLEAR, [])
-        self.deliver(client.identity, MessageType.OBJECT_PUT, [[FUNCTION, b"function"]])  # as the client does
+        self.deliver(client.identity, MessageType.OBJECT_PUT, [[FUNCTION, b"function payload"]])  # as the client does
 
     @precondition(lambda self: self.connected_clients())
     @rule(data=st.data(), timed_out=st.booleans())

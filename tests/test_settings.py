@@ -20,7 +20,7 @@ from scaler.io.address import local_address
 from scaler.scheduler.config import SchedulerConfig
 from scaler.worker.config import WorkerConfig
 from tests import tasks
-from tests.helpers import wait_until
+from tests.helpers import stop_processes, wait_until
 
 BIN = Path(sys.executable).parent
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -122,10 +122,7 @@ def test_settings_from_file_and_environment_reach_the_running_processes(tmp_path
         assert scheduler.wait(timeout=30) == 0
         assert workers.wait(timeout=30) == 0
     finally:
-        for process in (workers, scheduler):
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=10)
+        stop_processes(workers, scheduler)
 
 
 @pytest.mark.timeout(60)

@@ -14,6 +14,7 @@ from scaler.cluster.configs import scheduler_config
 from scaler.errors import StartError
 from scaler.io.address import default_monitor_address
 from scaler.scheduler.process import run_scheduler
+from scaler.security import Security
 from scaler.ui import DashboardUnavailable
 from scaler.ui.server import DashboardProcess, dashboard_host_for
 
@@ -36,8 +37,17 @@ def main(**settings: Any) -> None:
     logger.info("scheduler options: %s", config)
     dashboard = None
     if settings["dashboard_port"] is not None:
+        monitor_security = (
+            Security(secret_key_file=config.curve_secret_key, server_key_file=config.curve_secret_key)
+            if config.curve_secret_key
+            else None
+        )
         dashboard = DashboardProcess(
-            monitor_address, dashboard_host_for(config.address), settings["dashboard_port"], logging_settings
+            monitor_address,
+            dashboard_host_for(config.address),
+            settings["dashboard_port"],
+            logging_settings,
+            security=monitor_security,
         )
         try:
             dashboard.start()

@@ -10,6 +10,7 @@ import click
 
 from scaler.cli.settings_options import settings_command
 from scaler.io.status_subscriber import StatusSubscriber
+from scaler.security import Security, set_process_default
 from scaler.top.address_hint import no_status_message, something_listens
 from scaler.top.text_view import TEXTUAL_MISSING_NOTE, render, run_plain
 
@@ -45,6 +46,13 @@ def main(**settings: Any) -> None:
     Full screen by default (q quits); without textual installed (pip install "scaler[monitor]"), or when the
     output is not a terminal, a plain view redrawn every interval.
     """
+    try:
+        security = Security.from_settings(settings)
+        if security is not None:
+            security.check_client()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    set_process_default(security)  # every StatusSubscriber of this process (plain and full screen) uses it
     address, interval_seconds = settings["monitor_address"], settings["interval_seconds"]
     timeout_seconds, sort = settings["timeout_seconds"], settings["sort"]
     if settings["once"]:

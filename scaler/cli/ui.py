@@ -9,6 +9,7 @@ import click
 
 from scaler.cli.common import apply_logging
 from scaler.cli.settings_options import settings_command
+from scaler.security import Security
 from scaler.ui import DashboardUnavailable
 
 
@@ -21,7 +22,13 @@ def main(**settings: Any) -> None:
 
     host, port = settings["host"], settings["port"]
     try:
-        serve(settings["monitor_address"], host, port)
+        security = Security.from_settings(settings)
+        if security is not None:
+            security.check_client()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        serve(settings["monitor_address"], host, port, security=security)
     except DashboardUnavailable as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:

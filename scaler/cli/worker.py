@@ -32,7 +32,10 @@ def main(**settings: Any) -> None:
         raise click.BadParameter(f"{len(names)} names for {number} workers", param_hint="--worker-names")
     if settings["log_hub_address"] is not None:
         logger.warning("--log-hub-address is ignored: workers log where --logging-paths says")
-    config = worker_config(settings)
+    try:
+        config = worker_config(settings)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     logger.info("starting %d workers for %s", number, config.scheduler_address)
     pool = WorkerPool(config, number, names, logging_settings)
     sys.exit(pool.run_until_signal())

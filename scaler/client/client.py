@@ -59,6 +59,7 @@ from scaler.protocol.messages import (
     TaskFlag,
     TaskStatus,
 )
+from scaler.security import Security, process_default
 from scaler.serializer import DefaultSerializer, Serializer
 from scaler.task_context import current_processor, waiting_on_nested_tasks
 
@@ -77,7 +78,9 @@ class Client:
     The parameters come in the order of Scaler 1.x: ``Client(address, profiling, timeout_seconds,
     heartbeat_interval_seconds, serializer)``. With ``stream_output=True``, what tasks print on stdout
     and stderr appears on this process's stdout and stderr, each line prefixed with ``[worker name]``;
-    by default it stays in the workers' own output.
+    by default it stays in the workers' own output. ``security=Security(secret_key_file=...,
+    server_key_file=...)`` (scaler.security) connects with CURVE encryption and authentication to a
+    scheduler that has it on (docs/security.md); inside a task, a client uses its worker's keys.
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class Client:
         serializer: Serializer | None = None,
         *,
         stream_output: bool = False,
+        security: Security | None = None,
     ) -> None:
         if address is None:
             processor = current_processor()
@@ -133,6 +137,7 @@ class Client:
             self._on_results,
             self._on_lost,
             print_task_output if stream_output else None,
+            security if security is not None else process_default(),  # in a task: its worker's keys
         )
         connect: list[Any] = [None] * len(ClientConnectField)
         connect[ClientConnectField.NAME] = f"{socket.gethostname()}:{os.getpid()}"
@@ -143,7 +148,16 @@ class Client:
         self._connection.send_message(encode(MessageType.CLIENT_CONNECT, connect))
         refusal: BaseException | None = None
         if not self._connection.accepted.wait(timeout_seconds):
-            refusal = SchedulerLostError(f"no scheduler answered at {self.address} within {timeout_seconds:g} s")
+            why = self._connection.handshake_failure()
+            if why is None and self._connection.security is not None:
+                why = (
+                    "CURVE security is on: check that the scheduler's public key (server_key_file) is right and "
+                    "that this client's key is in the scheduler's allow-list"
+                )
+            refusal = SchedulerLostError(
+                f"no scheduler answered at {self.address} within {timeout_seconds:g} s"
+                + (f" ({why})" if why is not None else "")
+            )
         elif self._connection.lost_error is not None:
             refusal = self._connection.lost_error
         else:

@@ -20,12 +20,14 @@ from collections.abc import Callable
 from typing import Any
 
 import zmq
+import zmq.utils.monitor
 
 from scaler.errors import SchedulerLostError, VersionMismatchError
 from scaler.io.parts import NOBLOCK, readable, recv_parts, send_parts
 from scaler.protocol import versions
 from scaler.protocol.codec import FrameWriter, decode, encode
 from scaler.protocol.messages import ArgumentKind, MessageType, TaskField
+from scaler.security import Security, apply_client, handshake_failure_text
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ class SchedulerConnection:
         deliver_results: Callable[[list[Any], list[Any]], None],
         on_lost: Callable[[BaseException], None],
         on_output: Callable[[list[Any]], None] | None = None,
+        security: Security | None = None,
     ) -> None:
         self.address = address
         self._timeout_seconds = timeout_seconds
@@ -55,10 +58,18 @@ class SchedulerConnection:
         self.info_replies: queue.Queue[dict[str, Any]] = queue.Queue()
         self._context = zmq.Context(io_threads=1)
         self._socket = self._context.socket(zmq.DEALER)
+        self._socket.setsockopt(zmq.IPV6, 1)  # IPv6 addresses as well as IPv4 ones
         self._socket.setsockopt(zmq.IDENTITY, f"C|{socket.gethostname()}|{os.getpid()}|{uuid.uuid4().hex}".encode())
         self._socket.setsockopt(zmq.SNDHWM, 0)
         self._socket.setsockopt(zmq.RCVHWM, 0)
         self._socket.setsockopt(zmq.LINGER, 1000)
+        self.security = security
+        if security is not None:
+            apply_client(self._socket, security)
+        # Handshake failures (CURVE keys refused or missing) are read only to explain a connection timeout.
+        self._handshake_events: zmq.Socket | None = self._socket.get_monitor_socket(
+            zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+        )
         self._socket.connect(address)
         self._socket_fd = self._socket.getsockopt(zmq.FD)
         # Held for every use of the socket: by the I/O thread, and by a user thread sending directly.
@@ -105,10 +116,33 @@ class SchedulerConnection:
         self._outbox.append((True, items))
         self._wake()
 
+    def handshake_failure(self) -> str | None:
+        """Why the security handshake with the scheduler failed so far, if it did (from the user's thread)."""
+        monitor = self._handshake_events
+        if monitor is None:
+            return None
+
+        def events() -> list[dict[str, Any]]:
+            found: list[Any] = []
+            while monitor.poll(0):
+                found.append(zmq.utils.monitor.parse_monitor_message(monitor.recv_multipart()))
+            return found
+
+        try:
+            return handshake_failure_text(events)
+        except zmq.ZMQError:
+            return None
+
+    def _close_handshake_events(self) -> None:
+        if self._handshake_events is not None:
+            self._handshake_events.close(linger=0)
+            self._handshake_events = None
+
     def close(self, timeout_seconds: float = 5.0) -> None:
         """Send what is queued, stop the thread and close the socket."""
         if not self._running:
             return
+        self._close_handshake_events()  # before the thread terminates the context, which waits for every socket
         self._running = False
         self._wake(force=True)
         if threading.current_thread() is not self._thread:

@@ -12,6 +12,7 @@ from scaler.cluster import configs as scheduler_configs
 from scaler.cluster.scheduler import Scheduler
 from scaler.cluster.service import address_text, logging_settings, warn_ignored
 from scaler.io.address import default_monitor_address, local_address
+from scaler.security import Security
 from scaler.settings import default_number_of_workers
 from scaler.ui.server import DashboardProcess
 from scaler.worker.pool import WorkerPool
@@ -68,6 +69,7 @@ class SchedulerClusterCombo:
         allowed_failures: int | None = None,
         dashboard_port: int | None = None,
         config_file: str | os.PathLike[str] | None = None,
+        security: Security | None = None,
         **settings: Any,
     ) -> None:
         """Every setting of ``scaler_scheduler`` and ``scaler_worker`` (scaler.settings; docs: settings reference)
@@ -75,7 +77,11 @@ class SchedulerClusterCombo:
         apart, and a setting both have (``event_loop``) goes to both. A setting not given comes from the
         ``[scheduler]`` and ``[worker]`` sections of ``config_file`` (TOML), else its default. A bad value raises
         ValueError naming it. With no logging option, the processes keep the logging they inherit from this one.
-        Options of other Scaler versions are logged and ignored."""
+        Options of other Scaler versions are logged and ignored.
+
+        ``security`` (scaler.security, docs/security.md) turns CURVE security on: its ``secret_key_file`` is the
+        scheduler's key pair, its ``allowed_clients`` / ``allowed_workers`` who may connect; the combo's own
+        workers and dashboard connect with the scheduler's key. Off by default."""
         ignored = {name: value for name, value in settings.items() if not _is_setting(name)}
         warn_ignored("SchedulerClusterCombo", ignored)
         given = {name: value for name, value in settings.items() if name not in ignored}
@@ -116,6 +122,21 @@ class SchedulerClusterCombo:
             },
             config_file,
         )
+        if security is not None:
+            scheduler_settings.update(
+                curve_secret_key=security.secret_key_file,
+                curve_allowed_clients=security.allowed_clients,
+                curve_allowed_workers=security.allowed_workers,
+            )
+            if security.server_key_file is not None:
+                worker_settings.update(curve_server_key=security.server_key_file)
+        scheduler_key = scheduler_settings["curve_secret_key"]
+        if scheduler_key is not None:
+            # Unless told otherwise, the combo's workers hold the scheduler's own key, which it trusts as a worker's.
+            worker_settings.update(
+                curve_secret_key=worker_settings["curve_secret_key"] or scheduler_key,
+                curve_server_key=worker_settings["curve_server_key"] or scheduler_key,
+            )
         scheduler_config = scheduler_configs.scheduler_config(scheduler_settings)
         worker_config = scheduler_configs.worker_config(worker_settings)
         if n_workers is None:
@@ -139,7 +160,9 @@ class SchedulerClusterCombo:
             raise
         if dashboard_port is not None:
             monitor = scheduler_config.monitor_address or default_monitor_address(self._address)
-            self._dashboard = DashboardProcess(monitor, "127.0.0.1", dashboard_port, worker_logging)
+            self._dashboard = DashboardProcess(
+                monitor, "127.0.0.1", dashboard_port, worker_logging, security=Security.from_settings(worker_config)
+            )
             try:
                 self._dashboard.start()
             except BaseException:

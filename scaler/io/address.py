@@ -54,7 +54,7 @@ def connectable_address(address: str) -> str:
     """``address`` with a wildcard host (``*``, ``0.0.0.0``: every interface, as a scheduler may bind) replaced
     by 127.0.0.1, so that this machine can connect to it."""
     parsed = tcp_host_and_port(address)
-    if parsed is not None and parsed[0] in ("*", "0.0.0.0"):
+    if parsed is not None and parsed[0] in ("*", "0.0.0.0", "::"):
         return f"tcp://127.0.0.1:{parsed[1]}"
     return address
 

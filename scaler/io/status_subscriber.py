@@ -8,14 +8,21 @@ from typing import Any
 import msgpack
 import zmq
 
+from scaler.security import Security, apply_client, process_default
+
 
 class StatusSubscriber:
     """A SUB socket on a scheduler's monitor address."""
 
-    def __init__(self, monitor_address: str) -> None:
+    def __init__(self, monitor_address: str, security: Security | None = None) -> None:
+        """``security``: CURVE keys for a scheduler that has security on (else this process's default, if set)."""
         self.address = monitor_address
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.SUB)
+        self._socket.setsockopt(zmq.IPV6, 1)  # IPv6 addresses as well as IPv4 ones
+        self.security = security if security is not None else process_default()
+        if self.security is not None:
+            apply_client(self._socket, self.security)
         self._socket.setsockopt(zmq.SUBSCRIBE, b"")
         self._socket.connect(monitor_address)
 

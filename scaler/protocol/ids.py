@@ -20,9 +20,17 @@ def client_number_of_task(task_id: int) -> int:
     return task_id >> TASK_COUNTER_BITS
 
 
-def content_object_id(payload: bytes) -> bytes:
+_CONTENT_PREFIX = b"F"
+
+
+def content_object_id(payload: bytes | memoryview) -> bytes:
     """An object id derived from the content, so the same function is stored once."""
-    return b"F" + hashlib.blake2b(payload, digest_size=15).digest()
+    return _CONTENT_PREFIX + hashlib.blake2b(payload, digest_size=15).digest()
+
+
+def is_content_object_id(object_id: bytes) -> bool:
+    """Whether ``object_id`` claims to be made from its object's content (functions, serializers)."""
+    return object_id[:1] == _CONTENT_PREFIX
 
 
 def random_object_id() -> bytes:

@@ -13,8 +13,8 @@ from typing import Any
 
 from scaler import version
 from scaler.protocol.checks import as_bytes, as_list, as_str, require
-from scaler.protocol.codec import MalformedMessage, Payload, encode, resolve
-from scaler.protocol.ids import is_result_object_id
+from scaler.protocol.codec import MalformedMessage, Payload, encode, payload_view, resolve
+from scaler.protocol.ids import content_object_id, is_content_object_id, is_result_object_id
 from scaler.protocol.messages import MessageType, ObjectField
 from scaler.scheduler.client_manager import ClientManager, ClientRecord
 from scaler.scheduler.config import SchedulerConfig
@@ -52,7 +52,11 @@ class SchedulerCore:
         self.clients = ClientManager(send, config.client_timeout_seconds, config.protected, self._on_client_gone)
         self.objects = ObjectManager(self._tell_worker_to_delete)
         self.workers = WorkerManager(
-            send, config.worker_timeout_seconds, config.per_worker_queue_size, self._on_worker_gone
+            send,
+            config.worker_timeout_seconds,
+            config.per_worker_queue_size,
+            self._on_worker_gone,
+            config.worker_answer_timeout_seconds,
         )
         self.tasks = TaskManager(
             send,
@@ -249,5 +253,10 @@ def parse_object_put(fields: list[Any], frames: list[Any]) -> list[tuple[bytes, 
         function_name = None
         if len(item) > ObjectField.FUNCTION_NAME and item[ObjectField.FUNCTION_NAME] is not None:
             function_name = as_str(item[ObjectField.FUNCTION_NAME], "function name")[:_FUNCTION_NAME_LIMIT]
-        items.append((object_id, resolve(item[ObjectField.PAYLOAD], frames), function_name))
+        payload = resolve(item[ObjectField.PAYLOAD], frames)
+        # An id made from content is checked against it: a peer cannot put other bytes under a function's id
+        # (the first put of an id is the one every later task runs).
+        if is_content_object_id(object_id):
+            require(content_object_id(payload_view(payload)) == object_id, "object id does not match its content")
+        items.append((object_id, payload, function_name))
     return items

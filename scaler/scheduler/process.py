@@ -26,6 +26,9 @@ async def serve(config: SchedulerConfig, context: zmq.Context, on_listening: Cal
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):  # before anyone hears it listens: a stop request is never lost
         loop.add_signal_handler(signum, scheduler.stop, f"received {signal.Signals(signum).name}")
+    reloads = scheduler.authenticator is not None  # with CURVE security on, SIGHUP reads the allow-lists again
+    if reloads:
+        loop.add_signal_handler(signal.SIGHUP, scheduler.reload_security)
     if on_listening is not None:
         on_listening()
     try:
@@ -33,6 +36,8 @@ async def serve(config: SchedulerConfig, context: zmq.Context, on_listening: Cal
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+        if reloads:
+            loop.remove_signal_handler(signal.SIGHUP)
 
 
 def raise_file_limit() -> None:

@@ -18,6 +18,16 @@ from scaler.scheduler.config import SchedulerConfig
 from scaler.scheduler.core import SchedulerCore
 from scaler.scheduler.invariants import enabled_by_environment
 from scaler.scheduler.status_reporter import StatusReporter
+from scaler.security import (
+    MONITOR_DOMAIN,
+    ROUTER_DOMAIN,
+    WORKER_ROLE,
+    Authenticator,
+    Security,
+    apply_server,
+    peer_address_text,
+    peer_role,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +52,23 @@ class Scheduler:
     def __init__(self, config: SchedulerConfig, context: zmq.Context) -> None:
         self.config = config
         self._context = context
+        # CURVE security: the ZAP handler is bound before the secured sockets, so no handshake goes unchecked.
+        self._security = Security.from_settings(config)
+        self.authenticator: Authenticator | None = None
+        self._zap_socket: AsyncSocket | None = None
+        self._handshake_monitor: zmq.Socket | None = None
+        self._handshake_monitor_socket: AsyncSocket | None = None
+        self._handshake_failures = 0
+        self._refused_workers: set[bytes] = set()
+        self._current_frame: Any = None
+        if self._security is not None:
+            try:
+                self.authenticator = Authenticator(context, self._security)
+                self.authenticator.bind()
+            except ValueError as exc:
+                raise StartError(f"the scheduler cannot start its CURVE security: {exc}") from None
         self._router = context.socket(zmq.ROUTER)
+        self._router.setsockopt(zmq.IPV6, 1)  # IPv6 addresses as well as IPv4 ones (tcp://* binds both)
         self._router.setsockopt(zmq.SNDHWM, 0)
         self._router.setsockopt(zmq.RCVHWM, 0)
         self._router.setsockopt(zmq.LINGER, 0)
@@ -51,14 +77,25 @@ class Scheduler:
         self._router.setsockopt(zmq.HANDSHAKE_IVL, _HANDSHAKE_MILLISECONDS)
         self.monitor_address = config.monitor_address or default_monitor_address(config.address)
         self._monitor = context.socket(zmq.PUB)
+        self._monitor.setsockopt(zmq.IPV6, 1)
         self._monitor.setsockopt(zmq.LINGER, 0)
         self._monitor.setsockopt(zmq.SNDHWM, 10)
+        if self._security is not None:
+            apply_server(self._router, self._security, ROUTER_DOMAIN)
+            apply_server(self._monitor, self._security, MONITOR_DOMAIN)
+            self._handshake_monitor = self._router.get_monitor_socket(
+                zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+            )
         try:
             _bind(self._router, config.address, "")
             _bind(self._monitor, self.monitor_address, "monitor ")
         except StartError:
             self._router.close(linger=0)
             self._monitor.close(linger=0)
+            if self._handshake_monitor is not None:
+                self._handshake_monitor.close(linger=0)
+            if self.authenticator is not None:
+                self.authenticator.close()
             raise
         self._socket: AsyncSocket | None = None
         self._stopped = asyncio.Event()
@@ -68,12 +105,23 @@ class Scheduler:
         self.status = StatusReporter(
             self._monitor, self.core, config.address, config.status_interval_seconds, lambda: self._messages_sent
         )
+        if self._security is not None:
+            self.core.workers.authorize = self._worker_refusal
 
     # ------------------------------------------------------------------ running
 
     async def run(self) -> None:
         """Serve until stop() is called."""
-        self._socket = AsyncSocket(self._router, self._on_message, "scheduler")
+        on_message = self._on_message
+        if self.authenticator is not None:
+            authenticator = self.authenticator
+            self._zap_socket = AsyncSocket(authenticator.socket, self._on_zap_request, "scheduler ZAP")
+            if self._handshake_monitor is not None:
+                self._handshake_monitor_socket = AsyncSocket(
+                    self._handshake_monitor, self._on_handshake_event, "scheduler handshake monitor"
+                )
+            on_message = self._on_secured_message
+        self._socket = AsyncSocket(self._router, on_message, "scheduler")
         logger.info("scheduler listening on %s", self.config.address)
         logger.info("scheduler monitor address is %s", self.monitor_address)
         routines = [
@@ -91,6 +139,10 @@ class Scheduler:
             self.core.outbox.flush()
             self._socket.close(linger_ms=_FAREWELL_LINGER_MILLISECONDS)
             self._monitor.close(linger=0)
+            if self._handshake_monitor_socket is not None:
+                self._handshake_monitor_socket.close()
+            if self._zap_socket is not None:
+                self._zap_socket.close()
             logger.info("scheduler stopped")
 
     def stop(self, reason: str = "stopped") -> None:
@@ -132,6 +184,64 @@ class Scheduler:
         except Exception:
             core.counters["handler_errors"] += 1
             logger.exception("failed to assign tasks or send after a message")
+
+    # ------------------------------------------------------------------ CURVE security
+
+    def _on_secured_message(self, parts: list[Any]) -> None:
+        # The routing id frame is made by the ROUTER; the peer's frames carry the connection's ZAP User-Id.
+        self._current_frame = parts[1] if len(parts) > 1 else None
+        try:
+            self._on_message(parts)
+        finally:
+            self._current_frame = None
+
+    def _worker_refusal(self, identity: bytes) -> str | None:
+        """Why the peer sending the WORKER_CONNECT being handled may not be a worker, or None if it may."""
+        role = peer_role(self._current_frame)
+        if role == WORKER_ROLE:
+            return None
+        if identity not in self._refused_workers:
+            if len(self._refused_workers) >= 10_000:
+                self._refused_workers.clear()
+            self._refused_workers.add(identity)
+            address = None
+            try:
+                address = self._current_frame.get("Peer-Address") if self._current_frame is not None else None
+            except (zmq.ZMQError, KeyError):
+                pass
+            logger.warning(
+                "CURVE: refused WORKER_CONNECT from %s (peer %r): its key is allowed as a %s, not as a worker",
+                peer_address_text(address) if address else "?",
+                identity,
+                role or "nothing",
+            )
+        return "this key is not allowed to register as a worker (curve_allowed_workers)"
+
+    def _on_zap_request(self, parts: list[Any]) -> None:
+        assert self.authenticator is not None and self._zap_socket is not None
+        reply = self.authenticator.on_request(parts)
+        if reply is not None:
+            self._zap_socket.send(reply)
+
+    def _on_handshake_event(self, parts: list[Any]) -> None:
+        # Peers without CURVE, or with a wrong public key for this scheduler, never reach the ZAP handler.
+        self._handshake_failures += 1
+        count = self._handshake_failures
+        if count == 1 or count in (10, 100, 1000) or count % 10_000 == 0:
+            logger.warning(
+                "CURVE: refused %d connection%s that failed the security handshake (a peer without keys, or "
+                "with a wrong scheduler public key; ZeroMQ does not tell its address)",
+                count,
+                "" if count == 1 else "s",
+            )
+
+    def reload_security(self) -> None:
+        """Read the CURVE allow-lists again (on SIGHUP); the connections already accepted stay."""
+        if self.authenticator is None:
+            logger.info("SIGHUP: CURVE security is off, nothing to reload")
+            return
+        self.authenticator.reload()
+        self._refused_workers.clear()
 
     def _count_malformed(self, reason: str) -> None:
         counters = self.core.counters

@@ -61,6 +61,7 @@ class StatusReporter:
         self._messages_sent = messages_sent
         self._process = psutil.Process(os.getpid())
         self._process.cpu_percent()
+        self._figures: tuple[float, int] = (0.0, 0)
         self._started = time.time()
         now = time.monotonic()
         self._received_rate = _Rate(0, now)
@@ -72,13 +73,22 @@ class StatusReporter:
             [(now, self._started, 0, 0.0)]
         )
 
+    def _own_figures(self) -> tuple[float, int]:
+        """This process's cpu and resident memory; the last ones read when /proc cannot be opened (every file
+        descriptor taken, for instance): the status still goes out."""
+        try:
+            self._figures = (self._process.cpu_percent(), self._process.memory_info().rss)
+        except (OSError, psutil.Error):
+            pass
+        return self._figures
+
     def snapshot(self) -> dict[str, Any]:
         """The current status as a plain dict."""
         source = self._source
         now, unix_now = time.monotonic(), time.time()
         received = source.counters["messages"]
         sent = self._messages_sent()
-        memory = self._process.memory_info()
+        cpu_percent, rss_bytes = self._own_figures()
         tasks = source.tasks.describe()
         ended = tasks["succeeded"] + tasks["failed"] + tasks["cancelled"]
         ended_per_second = self._ended_rate.update(ended, now)
@@ -101,8 +111,8 @@ class StatusReporter:
                 "pid": self._process.pid,
                 "version": __version__,
                 "started": self._started,
-                "cpu_percent": self._process.cpu_percent(),
-                "rss_bytes": memory.rss,
+                "cpu_percent": cpu_percent,
+                "rss_bytes": rss_bytes,
                 "messages_received": received,
                 "messages_received_per_second": self._received_rate.update(received, now),
                 "messages_sent": sent,

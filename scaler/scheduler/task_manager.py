@@ -630,8 +630,12 @@ class TaskManager:
             self.counters["balanced" if event is TaskEvent.RETURNED else "requeued"] += 1
         elif enter == _SEND_WITHDRAW:
             self._outbox.add_id(task.worker, MessageType.TASK_WITHDRAW, task.task_id)  # type: ignore[arg-type]
+            self._workers.await_answer(task.worker, task.task_id)  # type: ignore[arg-type]
         elif enter == _SEND_CANCEL:
             self._outbox.add_id(task.worker, MessageType.TASK_CANCEL, task.task_id)  # type: ignore[arg-type]
+            self._workers.await_answer(task.worker, task.task_id)  # type: ignore[arg-type]
+        if source is TaskState.WITHDRAWING and target is TaskState.ASSIGNED:  # kept: the worker answered
+            self._workers.answered(task.worker, task.task_id)  # type: ignore[arg-type]
 
     def _end(self, task: TaskRecord, ending: Ending, registered: bool) -> None:
         """The one way out: deliver or keep the result, release dependencies, settle dependents, drop the record.

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from scaler import version
+from scaler import defaults, version
 from scaler.protocol import versions
 from scaler.protocol.checks import as_int, as_list, as_number, as_str
 from scaler.protocol.codec import MalformedMessage, encode
@@ -41,6 +41,9 @@ class WorkerRecord:
     started: set[int] = dataclasses.field(default_factory=set)
     suspended: set[int] = dataclasses.field(default_factory=set)
     held_seconds: float = 0.0
+    # Written by WorkerManager only: task id -> when the scheduler asked for it back or asked to cancel it, until
+    # the worker answers (a worker that holds such a question too long is treated as dead).
+    awaiting_answer: dict[int, float] = dataclasses.field(default_factory=dict)
     # What the worker's last heartbeat said.
     cpu_percent: float = 0.0
     rss_bytes: int = 0
@@ -79,9 +82,11 @@ class WorkerManager:
         timeout_seconds: float,
         per_worker_queue_size: int,
         on_worker_gone: Callable[[WorkerRecord], None],
+        answer_timeout_seconds: float = defaults.SCHEDULER_WORKER_ANSWER_TIMEOUT_SECONDS,
     ) -> None:
         self._send = send
         self._timeout_seconds = timeout_seconds
+        self._answer_timeout_seconds = answer_timeout_seconds
         self._per_worker_queue_size = per_worker_queue_size
         self._on_worker_gone = on_worker_gone
         self._workers: dict[bytes, WorkerRecord] = {}
@@ -104,8 +109,16 @@ class WorkerManager:
     def get(self, identity: bytes) -> WorkerRecord | None:
         return self._workers.get(identity)
 
+    # Set by the scheduler when CURVE security is on: why the peer may not register as a worker, or None.
+    authorize: Callable[[bytes], str | None] | None = None
+
     def on_connect(self, identity: bytes, fields: list[Any]) -> None:
         """A worker introduces itself: record it and answer with WORKER_ACCEPT."""
+        if self.authorize is not None:
+            denied = self.authorize(identity)  # the scheduler logs it, once per peer
+            if denied is not None:
+                self._send(identity, encode(MessageType.WORKER_REFUSED, [denied]))
+                return
         as_list(fields, "WORKER_CONNECT", 4)
         name = as_str(fields[WorkerConnectField.NAME], "worker name")
         pid = as_int(fields[WorkerConnectField.PID], "worker pid")
@@ -143,6 +156,18 @@ class WorkerManager:
         if worker.held_seconds > HORIZON_SECONDS:
             self._loaded[identity] = None
 
+    def await_answer(self, identity: bytes, task_id: int) -> None:
+        """The scheduler asked the worker to give ``task_id`` back or to cancel it: an answer must come in time."""
+        worker = self._workers.get(identity)
+        if worker is not None and task_id in worker.assigned:
+            worker.awaiting_answer.setdefault(task_id, time.monotonic())
+
+    def answered(self, identity: bytes, task_id: int) -> None:
+        """The worker answered about ``task_id`` and keeps it."""
+        worker = self._workers.get(identity)
+        if worker is not None:
+            worker.awaiting_answer.pop(task_id, None)
+
     def release(self, identity: bytes, task_id: int) -> None:
         """The worker no longer holds ``task_id``; nothing happens if it is gone or never held it."""
         worker = self._workers.get(identity)
@@ -151,6 +176,7 @@ class WorkerManager:
         estimate = worker.assigned.pop(task_id, None)
         if estimate is None:
             return
+        worker.awaiting_answer.pop(task_id, None)
         worker.started.discard(task_id)
         if task_id in worker.suspended:
             worker.suspended.discard(task_id)  # its estimate was not counted while suspended
@@ -318,15 +344,26 @@ class WorkerManager:
         self._on_worker_gone(record)
 
     def expire(self, now: float) -> None:
-        """Remove every worker silent for longer than the worker timeout."""
+        """Remove every worker silent for longer than the worker timeout, and every worker that heartbeats but
+        left a withdrawal or a cancel unanswered for longer than the answer timeout (it may be holding tasks
+        hostage: they run elsewhere)."""
         limit = now - self._timeout_seconds
-        for record in [r for r in self._workers.values() if r.last_seen < limit]:
-            self.remove(record.identity, reason=f"silent for more than {self._timeout_seconds:g} s")
+        answer_limit = now - self._answer_timeout_seconds
+        for record in list(self._workers.values()):
+            if record.last_seen < limit:
+                self.remove(record.identity, reason=f"silent for more than {self._timeout_seconds:g} s")
+            elif record.awaiting_answer and min(record.awaiting_answer.values()) < answer_limit:
+                self.remove(
+                    record.identity,
+                    reason=f"answered no withdrawal or cancel for more than {self._answer_timeout_seconds:g} s",
+                )
 
     def check_invariants(self) -> list[str]:
         """Every breach of the workers' books, as sentences."""
         breaches: list[str] = []
         for worker in self._workers.values():
+            if not worker.awaiting_answer.keys() <= worker.assigned.keys():
+                breaches.append(f"worker {worker.name} awaits answers about tasks it does not hold")
             if not worker.suspended <= worker.started <= worker.assigned.keys():
                 breaches.append(f"worker {worker.name} started or suspended tasks it does not hold")
             total = sum(s for task_id, s in worker.assigned.items() if task_id not in worker.suspended)

@@ -14,6 +14,7 @@ from typing import Any
 from scaler import defaults
 from scaler.cluster.service import ServiceProcess
 from scaler.io.address import tcp_host_and_port
+from scaler.security import Security
 from scaler.ui import require_dashboard_dependencies
 from scaler.utility.logging_setup import LoggingSettings
 
@@ -61,8 +62,11 @@ def serve(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
     on_listening: Callable[[int], None] | None = None,
+    security: Security | None = None,
 ) -> None:
     """Serve the dashboard of the scheduler publishing on ``monitor_address`` until SIGINT or SIGTERM.
+
+    ``security``: the CURVE keys to read the status of a scheduler that has security on (scaler.security).
 
     Raises DashboardUnavailable without Starlette and uvicorn, OSError if ``host``:``port`` cannot be bound.
     ``on_listening`` gets the port (useful with ``port=0``) once the socket listens. Returns normally on a signal.
@@ -75,7 +79,7 @@ def serve(
 
     listener = listening_socket(host, port)
     port = listener.getsockname()[1]
-    feed = StatusFeed(monitor_address)
+    feed = StatusFeed(monitor_address, security)
 
     class _Server(uvicorn.Server):
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
@@ -125,9 +129,11 @@ class DashboardProcess(ServiceProcess):
         port: int = DEFAULT_PORT,
         logging_settings: LoggingSettings | None = None,
         start_timeout_seconds: float = defaults.COMBO_START_TIMEOUT_SECONDS,
+        security: Security | None = None,
     ) -> None:
         super().__init__("scaler-dashboard", logging_settings)
         self.monitor_address = monitor_address
+        self.security = security
         self.host = host
         self.port = port
         self._start_timeout_seconds = start_timeout_seconds
@@ -165,7 +171,9 @@ class DashboardProcess(ServiceProcess):
     def _serve(self) -> None:
         tell = self._tell
         try:
-            serve(self.monitor_address, self.host, self.port, tell.send if tell is not None else None)
+            serve(
+                self.monitor_address, self.host, self.port, tell.send if tell is not None else None, self.security
+            )
         except OSError as exc:
             if tell is None:
                 raise

@@ -21,6 +21,7 @@ import zmq
 import zmq.asyncio
 
 from scaler.io.address import connectable_address
+from scaler.security import Security, apply_client
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +84,9 @@ class Subscription:
 class StatusFeed:
     """Subscribes to ``monitor_address`` while started, and fans every status out to the subscriptions."""
 
-    def __init__(self, monitor_address: str) -> None:
+    def __init__(self, monitor_address: str, security: Security | None = None) -> None:
         self.monitor_address = monitor_address
+        self.security = security  # CURVE keys for a scheduler with security on (scaler.security)
         self.latest: dict[str, Any] | None = None
         self.latest_json: str | None = None
         self.statuses_received = 0
@@ -104,9 +106,12 @@ class StatusFeed:
             return
         self._context = zmq.asyncio.Context()
         self._socket = self._context.socket(zmq.SUB)
+        self._socket.setsockopt(zmq.IPV6, 1)  # IPv6 addresses as well as IPv4 ones
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.RCVHWM, 10)
         self._socket.setsockopt(zmq.SUBSCRIBE, b"")
+        if self.security is not None:
+            apply_client(self._socket, self.security)
         self._socket.connect(connectable_address(self.monitor_address))
         self._task = asyncio.create_task(self._receive(), name="scaler-ui-status-feed")
         logger.info("dashboard subscribed to the monitor address %s", self.monitor_address)

@@ -26,6 +26,7 @@ from scaler.io.async_socket import AsyncSocket
 from scaler.protocol import versions
 from scaler.protocol.codec import MalformedMessage, decode, encode
 from scaler.protocol.messages import HeartbeatField, MessageType, WorkerConnectField
+from scaler.security import Security, apply_client, set_process_default
 from scaler.utility.process_guard import trim_memory
 from scaler.worker import agent_wire
 from scaler.worker.agent_events import (
@@ -131,10 +132,15 @@ class WorkerAgent:
         """Serve until stopped; returns why the agent stopped."""
         loop = asyncio.get_running_loop()
         dealer = self._context.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.IPV6, 1)  # IPv6 addresses as well as IPv4 ones
         dealer.setsockopt(zmq.IDENTITY, self.identity)
         dealer.setsockopt(zmq.SNDHWM, 0)
         dealer.setsockopt(zmq.RCVHWM, 0)
         dealer.setsockopt(zmq.LINGER, 1000)
+        security = Security.from_settings(self.config)
+        if security is not None:
+            apply_client(dealer, security)
+        set_process_default(security)  # nested clients in this worker's (forked) processors use its keys
         dealer.connect(self.config.scheduler_address)
         self._scheduler = AsyncSocket(dealer, self._on_scheduler_message, f"agent {self.name}")
         for signum in (signal.SIGINT, signal.SIGTERM):

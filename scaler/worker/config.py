@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from scaler import defaults
+from scaler.security import Security
 
 
 @dataclasses.dataclass
@@ -25,3 +26,11 @@ class WorkerConfig:
     prefetch_milliseconds: float = defaults.WORKER_PROCESSOR_PREFETCH_MILLISECONDS
     prefetch_max: int = defaults.WORKER_PROCESSOR_PREFETCH_MAX
     result_flush_seconds: float = defaults.WORKER_RESULT_FLUSH_SECONDS
+    # CURVE security (scaler.security, docs/security.md): on when curve_server_key is set.
+    curve_secret_key: str | None = None
+    curve_server_key: str | None = None
+
+    def __post_init__(self) -> None:
+        security = Security.from_settings(self)
+        if security is not None:
+            security.check_client()  # ValueError naming the setting that is missing or unreadable
