@@ -41,7 +41,9 @@ class SchedulerCore:
         send: SendFunction,
         on_shutdown: Callable[[], None] = lambda: None,
         check_invariants: bool = False,
+        authorize_worker: Callable[[bytes], str | None] | None = None,
     ) -> None:
+        """``authorize_worker``: with security on, why a peer may not register as a worker (None: it may)."""
         self.config = config
         self._send = send
         self._on_shutdown = on_shutdown
@@ -57,6 +59,7 @@ class SchedulerCore:
             config.per_worker_queue_size,
             self._on_worker_gone,
             config.worker_answer_timeout_seconds,
+            authorize_worker,
         )
         self.tasks = TaskManager(
             send,

@@ -100,13 +100,17 @@ class Scheduler:
         self._socket: AsyncSocket | None = None
         self._stopped = asyncio.Event()
         self._stop_reason = "stopped"
-        self.core = SchedulerCore(config, self._send, self._stop_soon, enabled_by_environment())
+        self.core = SchedulerCore(
+            config,
+            self._send,
+            self._stop_soon,
+            enabled_by_environment(),
+            self._worker_refusal if self._security is not None else None,
+        )
         self._messages_sent = 0
         self.status = StatusReporter(
             self._monitor, self.core, config.address, config.status_interval_seconds, lambda: self._messages_sent
         )
-        if self._security is not None:
-            self.core.workers.authorize = self._worker_refusal
 
     # ------------------------------------------------------------------ running
 

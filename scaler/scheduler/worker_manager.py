@@ -83,10 +83,13 @@ class WorkerManager:
         per_worker_queue_size: int,
         on_worker_gone: Callable[[WorkerRecord], None],
         answer_timeout_seconds: float = defaults.SCHEDULER_WORKER_ANSWER_TIMEOUT_SECONDS,
+        authorize: Callable[[bytes], str | None] | None = None,
     ) -> None:
+        """``authorize`` (CURVE security on): why the peer of an identity may not register as a worker, or None."""
         self._send = send
         self._timeout_seconds = timeout_seconds
         self._answer_timeout_seconds = answer_timeout_seconds
+        self._authorize = authorize
         self._per_worker_queue_size = per_worker_queue_size
         self._on_worker_gone = on_worker_gone
         self._workers: dict[bytes, WorkerRecord] = {}
@@ -109,13 +112,10 @@ class WorkerManager:
     def get(self, identity: bytes) -> WorkerRecord | None:
         return self._workers.get(identity)
 
-    # Set by the scheduler when CURVE security is on: why the peer may not register as a worker, or None.
-    authorize: Callable[[bytes], str | None] | None = None
-
     def on_connect(self, identity: bytes, fields: list[Any]) -> None:
         """A worker introduces itself: record it and answer with WORKER_ACCEPT."""
-        if self.authorize is not None:
-            denied = self.authorize(identity)  # the scheduler logs it, once per peer
+        if self._authorize is not None:
+            denied = self._authorize(identity)  # the scheduler logs it, once per peer
             if denied is not None:
                 self._send(identity, encode(MessageType.WORKER_REFUSED, [denied]))
                 return
