@@ -6,7 +6,7 @@ ROUTER socket and of its monitor socket; clients, workers, ``scaler_top`` and th
 that know the scheduler's public key. The scheduler answers ZeroMQ's authentication requests (ZAP) itself:
 only public keys in its allow-lists get in, and each accepted connection is labelled ``client`` or ``worker``
 (ZAP's User-Id, which becomes the ``User-Id`` property of every message of that connection), so a client's
-key cannot register as a worker. A worker's key may act as a client (tasks submit nested tasks).
+key cannot register as a worker. A worker's key may act as a client only for a task's nested client.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ class Security:
     - ``server_key_file``: the scheduler's public key, ``SCHEDULER.key`` (clients, workers, monitors; the
       scheduler's ``.key_secret`` works too).
     - ``allowed_clients`` / ``allowed_workers``: on the scheduler, a directory of public keys (every
-      ``*.key`` in it) or one key file: who may connect as a client, who as a worker (a worker's key may
-      also act as a client, and so may the scheduler's own key).
+      ``*.key`` in it) or one key file: who may connect as a client, who as a worker (a worker's key, or the
+      scheduler's own, connects as a client only from inside a task a worker holds).
     """
 
     secret_key_file: str | None = None

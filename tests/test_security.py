@@ -172,6 +172,17 @@ def test_allowed_client_and_worker_compute_a_map(scheduler: SecuredScheduler, ke
 
 
 @pytest.mark.timeout(120)
+def test_a_workers_key_cannot_connect_as_a_client_outside_a_task(scheduler: SecuredScheduler, keys: Keys) -> None:
+    """A worker key is good for a task's own (nested) client only: a plain client holding it is refused at once."""
+    for _ in range(3):
+        with pytest.raises(SchedulerLostError, match="not allowed to connect as a client"):
+            Client(scheduler.address, timeout_seconds=10, security=keys.security("worker"))
+    assert scheduler.text().count("refused CLIENT_CONNECT from 127.0.0.1") >= 1
+    with Client(scheduler.address, timeout_seconds=10, security=keys.security("bob")) as bob:
+        assert len(bob.scheduler_info()["clients"]) == 1  # none of the refused ones is known
+
+
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize("who", ["no key at all", "a key not allowed", "a key for the wrong scheduler"])
 def test_a_refused_client_fails_within_its_timeout_and_is_logged_once(
     scheduler: SecuredScheduler, keys: Keys, who: str

@@ -145,6 +145,8 @@ class Client:
         connect[ClientConnectField.PID] = os.getpid()
         connect[ClientConnectField.HOSTNAME] = socket.gethostname()
         connect[ClientConnectField.VERSION] = version.__version__
+        processor = current_processor()
+        connect[ClientConnectField.PARENT_TASK_ID] = processor.task_id if processor is not None else None
         self._connection.send_message(encode(MessageType.CLIENT_CONNECT, connect))
         refusal: BaseException | None = None
         if not self._connection.accepted.wait(timeout_seconds):

@@ -16,7 +16,7 @@ class MessageType(enum.IntEnum):
     """Type codes; the layout of each message's fields follows its name."""
 
     # client -> scheduler
-    # [name: str, serializer_id: bytes | None, pid: int, hostname: str, version: str]  (a peer of another scaler
+    # [name, serializer_id, pid, hostname, version, parent_task_id] (see ClientConnectField)  (a peer of another scaler
     # version, or one without the version field, is refused with CLIENT_REJECTED naming both versions)
     CLIENT_CONNECT = 1
     CLIENT_HEARTBEAT = 2  # []
@@ -81,6 +81,7 @@ class ClientConnectField(enum.IntEnum):
     PID = 2
     HOSTNAME = 3
     VERSION = 4  # the client's scaler version
+    PARENT_TASK_ID = 5  # int | None: the task whose code created this client (a nested client), else None
 
 
 class ClientAcceptField(enum.IntEnum):

@@ -41,7 +41,11 @@ class ClientManager:
         timeout_seconds: float,
         protected: bool,
         on_client_gone: Callable[[ClientRecord], None],
+        authorize: Callable[[bytes, int | None], str | None] | None = None,
     ) -> None:
+        """``authorize`` (CURVE security on): why the peer of an identity may not connect as a client (given the
+        task that created it, for a nested client), or None."""
+        self._authorize = authorize
         self._send = send
         self._timeout_seconds = timeout_seconds
         self._protected = protected
@@ -64,6 +68,11 @@ class ClientManager:
         refusal = versions.mismatch(
             "client", versions.version_field(fields, ClientConnectField.VERSION), "this scheduler"
         )
+        if refusal is None and self._authorize is not None:
+            parent = (
+                fields[ClientConnectField.PARENT_TASK_ID] if len(fields) > ClientConnectField.PARENT_TASK_ID else None
+            )
+            refusal = self._authorize(identity, parent if type(parent) is int else None)
         if refusal is not None:
             logger.warning("refused client %s (pid %d on %s): %s", name, pid, hostname, refusal)
             self._send(identity, encode(MessageType.CLIENT_REJECTED, [refusal, version.__version__]))

@@ -42,8 +42,10 @@ class SchedulerCore:
         on_shutdown: Callable[[], None] = lambda: None,
         check_invariants: bool = False,
         authorize_worker: Callable[[bytes], str | None] | None = None,
+        authorize_client: Callable[[bytes, int | None], str | None] | None = None,
     ) -> None:
-        """``authorize_worker``: with security on, why a peer may not register as a worker (None: it may)."""
+        """``authorize_worker`` and ``authorize_client``: with security on, why a peer may not register as a
+        worker, or connect as a client (None: it may)."""
         self.config = config
         self._send = send
         self._on_shutdown = on_shutdown
@@ -51,7 +53,9 @@ class SchedulerCore:
         self.counters: collections.Counter[str] = collections.Counter()
         self._told_peers = False  # every worker and client was told the scheduler stops
         self.outbox = Outbox(send)
-        self.clients = ClientManager(send, config.client_timeout_seconds, config.protected, self._on_client_gone)
+        self.clients = ClientManager(
+            send, config.client_timeout_seconds, config.protected, self._on_client_gone, authorize_client
+        )
         self.objects = ObjectManager(self._tell_worker_to_delete)
         self.workers = WorkerManager(
             send,

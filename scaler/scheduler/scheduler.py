@@ -19,6 +19,7 @@ from scaler.scheduler.core import SchedulerCore
 from scaler.scheduler.invariants import enabled_by_environment
 from scaler.scheduler.status_reporter import StatusReporter
 from scaler.security import (
+    CLIENT_ROLE,
     MONITOR_DOMAIN,
     ROUTER_DOMAIN,
     WORKER_ROLE,
@@ -60,6 +61,7 @@ class Scheduler:
         self._handshake_monitor_socket: AsyncSocket | None = None
         self._handshake_failures = 0
         self._refused_workers: set[bytes] = set()
+        self._refused_clients: set[bytes] = set()
         self._current_frame: Any = None
         if self._security is not None:
             try:
@@ -106,6 +108,7 @@ class Scheduler:
             self._stop_soon,
             enabled_by_environment(),
             self._worker_refusal if self._security is not None else None,
+            self._client_refusal if self._security is not None else None,
         )
         self._messages_sent = 0
         self.status = StatusReporter(
@@ -199,6 +202,33 @@ class Scheduler:
         finally:
             self._current_frame = None
 
+    def _client_refusal(self, identity: bytes, parent_task_id: int | None) -> str | None:
+        """Why the peer sending the CLIENT_CONNECT being handled may not be a client, or None if it may: a client
+        key may; a worker key only from inside a task a worker holds (a nested client)."""
+        role = peer_role(self._current_frame)
+        if role == CLIENT_ROLE:
+            return None
+        if role == WORKER_ROLE and parent_task_id is not None and self.core.tasks.on_a_worker(parent_task_id):
+            return None
+        if identity not in self._refused_clients:
+            if len(self._refused_clients) >= 10_000:
+                self._refused_clients.clear()
+            self._refused_clients.add(identity)
+            logger.warning(
+                "CURVE: refused CLIENT_CONNECT from %s: its key is allowed as a %s, which may connect as a client "
+                "only from inside a running task",
+                self._current_peer_address(),
+                role or "nothing",
+            )
+        return "this key is not allowed to connect as a client (curve_allowed_clients)"
+
+    def _current_peer_address(self) -> str:
+        try:
+            address = self._current_frame.get("Peer-Address") if self._current_frame is not None else None
+        except (zmq.ZMQError, KeyError):
+            address = None
+        return peer_address_text(address) if address else "?"
+
     def _worker_refusal(self, identity: bytes) -> str | None:
         """Why the peer sending the WORKER_CONNECT being handled may not be a worker, or None if it may."""
         role = peer_role(self._current_frame)
@@ -208,14 +238,9 @@ class Scheduler:
             if len(self._refused_workers) >= 10_000:
                 self._refused_workers.clear()
             self._refused_workers.add(identity)
-            address = None
-            try:
-                address = self._current_frame.get("Peer-Address") if self._current_frame is not None else None
-            except (zmq.ZMQError, KeyError):
-                pass
             logger.warning(
                 "CURVE: refused WORKER_CONNECT from %s (peer %r): its key is allowed as a %s, not as a worker",
-                peer_address_text(address) if address else "?",
+                self._current_peer_address(),
                 identity,
                 role or "nothing",
             )

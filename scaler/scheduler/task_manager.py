@@ -317,6 +317,11 @@ class TaskManager:
             "counters": dict(counters),
         }
 
+    def on_a_worker(self, task_id: int) -> bool:
+        """Whether ``task_id`` is held by a worker now (assigned, running, or being withdrawn or cancelled)."""
+        task = self._tasks.get(task_id)
+        return task is not None and task.worker is not None
+
     def describe_client(self, client_number: int) -> dict[str, int]:
         """A client's tasks: unfinished now, and submitted, succeeded and failed since it connected."""
         tally = self._client_tallies.get(client_number, [0, 0, 0])
