@@ -44,6 +44,7 @@ try:
     from scaler.scheduler.config import SchedulerConfig
     from scaler.scheduler.process import run_scheduler
     from scaler.utility.process_guard import die_with_parent
+    from scaler.version import __version__
     from scaler.worker.config import WorkerConfig
 except ImportError as exc:  # the runner imports this module and must work without scaler installed
     _IMPORT_ERROR: ImportError | None = exc
@@ -102,7 +103,8 @@ class FakeWorkers:
 
     def _connect(self, dealer: zmq.Socket) -> None:
         """Say hello as WorkerAgent._connect does."""
-        message = [self._names[dealer], os.getpid(), self._hostname, self._per_worker_queue_size]
+        # In the order of WorkerConnectField, spelled out so that the benchmark also runs against older versions.
+        message = [self._names[dealer], os.getpid(), self._hostname, self._per_worker_queue_size, __version__]
         dealer.send_multipart(encode(MessageType.WORKER_CONNECT, message))
 
     def serve(self, control: multiprocessing.connection.Connection) -> None:
