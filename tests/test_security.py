@@ -18,7 +18,7 @@ from scaler import Client, SchedulerClusterCombo
 from scaler.errors import SchedulerLostError
 from scaler.io.address import default_monitor_address, local_address
 from scaler.security import Security
-from tests.helpers import wait_until
+from tests.helpers import stop_processes, wait_until
 
 BIN = Path(sys.executable).parent
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -38,16 +38,6 @@ def _keygen(directory: Path, name: str) -> None:
         [str(BIN / "scaler_keygen"), str(directory), name], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def add(a: int, b: int) -> int:
@@ -125,7 +115,7 @@ def scheduler(keys: Keys) -> Iterator[SecuredScheduler]:
     try:
         yield secured
     finally:
-        _stop(secured.process)
+        stop_processes(secured.process)
 
 
 def _worker(scheduler: SecuredScheduler, keys: Keys, name: str, log: Path, n: int = 2) -> subprocess.Popen[bytes]:
@@ -168,7 +158,7 @@ def test_allowed_client_and_worker_compute_a_map(scheduler: SecuredScheduler, ke
             # a task's own client connects with its worker's key
             assert client.submit(nested_sum, 5).result(timeout=60) == 15
     finally:
-        _stop(worker)
+        stop_processes(worker)
 
 
 @pytest.mark.timeout(120)
@@ -226,7 +216,7 @@ def test_a_client_key_cannot_register_as_a_worker(scheduler: SecuredScheduler, k
             future.cancel()
         assert impostor.wait(timeout=30) != 0  # the refused worker gives up
     finally:
-        _stop(impostor)
+        stop_processes(impostor)
     assert scheduler.text().count("refused WORKER_CONNECT") == 1, scheduler.text()  # once per peer
     assert "not allowed to register as a worker" in (keys.root / "impostor.log").read_text()
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from scaler.security import Security
 from scaler.utility.logging_setup import LoggingSettings, check_logging, setup_logging
 from scaler.version import __version__
 
@@ -30,3 +31,15 @@ def apply_logging(settings: Mapping[str, Any]) -> LoggingSettings:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     return logging_settings
+
+
+def client_security(settings: Mapping[str, Any]) -> Security | None:
+    """The CURVE keys of a command connecting to a scheduler (its ``curve_*`` settings), checked: one clear line
+    if a key file is missing or bad; None when security is off."""
+    try:
+        security = Security.from_settings(settings)
+        if security is not None:
+            security.check_client()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    return security

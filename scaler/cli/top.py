@@ -8,9 +8,10 @@ from typing import Any
 
 import click
 
+from scaler.cli.common import client_security
 from scaler.cli.settings_options import settings_command
 from scaler.io.status_subscriber import StatusSubscriber
-from scaler.security import Security, set_process_default
+from scaler.security import set_process_default
 from scaler.top.address_hint import no_status_message, something_listens
 from scaler.top.text_view import TEXTUAL_MISSING_NOTE, render, run_plain
 
@@ -46,12 +47,7 @@ def main(**settings: Any) -> None:
     Full screen by default (q quits); without textual installed (pip install "scaler[monitor]"), or when the
     output is not a terminal, a plain view redrawn every interval.
     """
-    try:
-        security = Security.from_settings(settings)
-        if security is not None:
-            security.check_client()
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+    security = client_security(settings)
     set_process_default(security)  # every StatusSubscriber of this process (plain and full screen) uses it
     address, interval_seconds = settings["monitor_address"], settings["interval_seconds"]
     timeout_seconds, sort = settings["timeout_seconds"], settings["sort"]

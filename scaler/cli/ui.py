@@ -7,9 +7,8 @@ from typing import Any
 
 import click
 
-from scaler.cli.common import apply_logging
+from scaler.cli.common import apply_logging, client_security
 from scaler.cli.settings_options import settings_command
-from scaler.security import Security
 from scaler.ui import DashboardUnavailable
 
 
@@ -21,12 +20,7 @@ def main(**settings: Any) -> None:
     from scaler.ui.server import serve
 
     host, port = settings["host"], settings["port"]
-    try:
-        security = Security.from_settings(settings)
-        if security is not None:
-            security.check_client()
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+    security = client_security(settings)
     try:
         serve(settings["monitor_address"], host, port, security=security)
     except DashboardUnavailable as exc:
