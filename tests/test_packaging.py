@@ -132,6 +132,9 @@ def test_built_wheel_installs_into_a_fresh_venv_and_runs(tmp_path: Path) -> None
     assert worker.strip() == f"scaler_worker, version {__version__}"
     assert "scheduler" in _run([python, "-m", "scaler", "--help"], cwd=work, env=env).stdout
     assert "end to end ok" in _run([python, "-c", END_TO_END], timeout=90, cwd=work, env=env).stdout
+    # The README's quickstart, run by the installed wheel.
+    shutil.copy2(REPOSITORY / "examples" / "quickstart.py", work / "quickstart.py")
+    assert "quickstart finished" in _run([python, "quickstart.py"], timeout=90, cwd=work, env=env).stdout
 
     # The public API as a type checker sees it from the installed wheel (py.typed): a typed program passes
     # mypy --strict, and its deliberate mistakes are caught (a type: ignore that catches nothing fails).
