@@ -9,6 +9,7 @@ import pytest
 from scaler import Client, Cluster, Scheduler, SchedulerClusterCombo
 from scaler.io.address import connectable_address
 from tests import tasks
+from tests.helpers import wait_until
 
 
 def _free_port_pair(family: socket.AddressFamily, host: str) -> int:
@@ -42,7 +43,7 @@ def test_an_ipv6_address_works_for_scheduler_workers_and_clients() -> None:
     with SchedulerClusterCombo(n_workers=2, address=address) as combo, Client(address, timeout_seconds=30) as client:
         assert combo.get_address() == address
         assert client.map(tasks.add, [(i, i) for i in range(100)]) == [2 * i for i in range(100)]
-        assert len(client.scheduler_info()["workers"]) == 2
+        assert wait_until(lambda: len(client.scheduler_info()["workers"]) == 2, timeout_seconds=30)
 
 
 @pytest.mark.timeout(90)

@@ -18,7 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import cloudpickle
+import psutil
 import pytest
+import zmq
 
 from scaler import Client, Cluster, SchedulerClusterCombo, defaults
 from scaler.io.address import local_address
@@ -27,6 +29,7 @@ from scaler.protocol.messages import MessageType
 from scaler.scheduler.dispatch_policy import room_for
 from scaler.serializer import DefaultSerializer
 from tests import tasks
+from tests.helpers import wait_until
 from tests.protocol_peer import FakeWorker, ProtocolClient, teach_run_time
 
 BIN = Path(sys.executable).parent
@@ -131,6 +134,46 @@ def test_1100_silent_connections_under_a_1024_file_limit_do_not_stop_a_real_clie
     finally:
         for connection in connections:
             connection.close()
+        scheduler.terminate()
+        try:
+            scheduler.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            scheduler.kill()
+            scheduler.wait(timeout=10)
+
+
+@pytest.mark.timeout(120)
+def test_1100_idle_zeromq_peers_that_never_say_hello_do_not_stop_a_real_client() -> None:
+    """ZeroMQ peers complete the greeting by themselves and then send nothing (and reconnect when closed): the
+    scheduler closes connections silent for 10 s, so a real client gets in and works."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 8192:
+        pytest.skip(f"this test opens 1,100 ZeroMQ sockets itself and its file limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 8192), hard))
+    bash = shutil.which("bash")
+    assert bash is not None
+    address = local_address()
+    scheduler = subprocess.Popen(
+        [bash, "-c", f'ulimit -n 1024 && exec "{BIN / "scaler_scheduler"}" -ll WARNING {address}'],
+    )
+    context = zmq.Context()
+    context.setsockopt(zmq.LINGER, 0)
+    context.set(zmq.MAX_SOCKETS, 4096)
+    try:
+        with Client(address, timeout_seconds=30):  # it listens
+            pass
+        idle = []
+        for _ in range(1100):
+            peer = context.socket(zmq.DEALER)
+            peer.connect(address)
+            idle.append(peer)
+        # Every descriptor of the scheduler is taken before the real client comes.
+        assert wait_until(lambda: psutil.Process(scheduler.pid).num_fds() >= 1000, timeout_seconds=30)
+        with Cluster(address, num_of_workers=1), Client(address, timeout_seconds=60) as client:
+            assert client.map(tasks.add, [(i, 1) for i in range(100)]) == [i + 1 for i in range(100)]
+        assert scheduler.poll() is None
+    finally:
+        context.destroy(linger=0)
         scheduler.terminate()
         try:
             scheduler.wait(timeout=30)

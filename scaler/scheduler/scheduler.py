@@ -15,6 +15,7 @@ from scaler.io.address import default_monitor_address
 from scaler.io.async_socket import AsyncSocket
 from scaler.protocol.codec import MalformedMessage, decode
 from scaler.scheduler.config import SchedulerConfig
+from scaler.scheduler.connection_watch import ConnectionWatch
 from scaler.scheduler.core import SchedulerCore
 from scaler.scheduler.invariants import enabled_by_environment
 from scaler.scheduler.status_reporter import StatusReporter
@@ -35,6 +36,9 @@ logger = logging.getLogger(__name__)
 # Malformed messages logged one by one before the log only counts them.
 _MALFORMED_LOG_LIMIT = 20
 _HANDSHAKE_MILLISECONDS = 5000
+# Seconds a connection may stay open without sending a message (clients and workers say hello at once and
+# heartbeat every few seconds) before the scheduler closes it.
+_SILENT_CONNECTION_SECONDS = 10.0
 # How long a stopping scheduler may take to hand its last words to its peers' connections.
 _FAREWELL_LINGER_MILLISECONDS = 1000
 
@@ -57,8 +61,6 @@ class Scheduler:
         self._security = Security.from_settings(config)
         self.authenticator: Authenticator | None = None
         self._zap_socket: AsyncSocket | None = None
-        self._handshake_monitor: zmq.Socket | None = None
-        self._handshake_monitor_socket: AsyncSocket | None = None
         self._handshake_failures = 0
         self._refused_workers: set[bytes] = set()
         self._refused_clients: set[bytes] = set()
@@ -85,17 +87,19 @@ class Scheduler:
         if self._security is not None:
             apply_server(self._router, self._security, ROUTER_DOMAIN)
             apply_server(self._monitor, self._security, MONITOR_DOMAIN)
-            self._handshake_monitor = self._router.get_monitor_socket(
-                zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-            )
+        self._connection_watch = ConnectionWatch(
+            self._router,
+            _SILENT_CONNECTION_SECONDS,
+            zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL if self._security else 0,
+            self._on_handshake_event if self._security else None,
+        )
         try:
             _bind(self._router, config.address, "")
             _bind(self._monitor, self.monitor_address, "monitor ")
         except StartError:
             self._router.close(linger=0)
             self._monitor.close(linger=0)
-            if self._handshake_monitor is not None:
-                self._handshake_monitor.close(linger=0)
+            self._connection_watch.close()
             if self.authenticator is not None:
                 self.authenticator.close()
             raise
@@ -123,11 +127,10 @@ class Scheduler:
         if self.authenticator is not None:
             authenticator = self.authenticator
             self._zap_socket = AsyncSocket(authenticator.socket, self._on_zap_request, "scheduler ZAP")
-            if self._handshake_monitor is not None:
-                self._handshake_monitor_socket = AsyncSocket(
-                    self._handshake_monitor, self._on_handshake_event, "scheduler handshake monitor"
-                )
             on_message = self._on_secured_message
+        self._watch_socket = AsyncSocket(
+            self._connection_watch.monitor, self._connection_watch.on_monitor_message, "scheduler connections"
+        )
         self._socket = AsyncSocket(self._router, on_message, "scheduler")
         logger.info("scheduler listening on %s", self.config.address)
         logger.info("scheduler monitor address is %s", self.monitor_address)
@@ -146,8 +149,7 @@ class Scheduler:
             self.core.outbox.flush()
             self._socket.close(linger_ms=_FAREWELL_LINGER_MILLISECONDS)
             self._monitor.close(linger=0)
-            if self._handshake_monitor_socket is not None:
-                self._handshake_monitor_socket.close()
+            self._watch_socket.close()
             if self._zap_socket is not None:
                 self._zap_socket.close()
             logger.info("scheduler stopped")
@@ -177,6 +179,7 @@ class Scheduler:
     def _on_message(self, parts: list[Any]) -> None:
         core = self.core
         core.counters["messages"] += 1
+        self._connection_watch.spoke(parts[-1])
         try:
             identity = parts[0].bytes
             msg_type, fields, frames = decode(parts[1:])
@@ -289,7 +292,9 @@ class Scheduler:
         asyncio.get_running_loop().call_later(0.2, self.stop)
 
     def _expire_peers(self) -> None:
-        self.core.expire_peers(time.monotonic())
+        now = time.monotonic()
+        self.core.expire_peers(now)
+        self._connection_watch.close_silent(now)
 
     def _balance(self) -> None:
         self.core.balance()
