@@ -196,6 +196,17 @@ def test_the_combo_takes_the_same_settings_by_name_and_from_a_file(tmp_path: Pat
         assert wait_until(lambda: not _alive(combo.scheduler_pid), timeout_seconds=30)
 
 
+@pytest.mark.timeout(60)
+def test_the_combo_takes_its_logging_from_the_files_scheduler_section(tmp_path: Path) -> None:
+    log = tmp_path / "combo.log"
+    config = _write(tmp_path / "scaler.toml", f'[scheduler]\nlogging_paths = ["{log}"]\nlogging_level = "INFO"\n')
+    with SchedulerClusterCombo(n_workers=1, config_file=config) as combo:
+        with Client(combo.get_address(), timeout_seconds=30) as client:
+            assert client.submit(tasks.add, 1, 2).result(timeout=30) == 3
+        assert wait_until(lambda: log.exists() and "scheduler listening on" in log.read_text(), timeout_seconds=30)
+        assert wait_until(lambda: "connected to the scheduler at" in log.read_text(), timeout_seconds=30)
+
+
 def test_the_combo_refuses_a_bad_value_naming_the_setting() -> None:
     with pytest.raises(ValueError, match="client_timeout_seconds: -1"):
         SchedulerClusterCombo(n_workers=0, client_timeout_seconds=-1)

@@ -106,6 +106,12 @@ class SchedulerClusterCombo:
             dashboard_port=dashboard_port,
         )
         self._address = address_text(address) if address is not None else local_address()
+        if config_file is not None and logging_paths is None and logging_level is None and logging_config_file is None:
+            # No logging argument: the [scheduler] section's logging settings, if it has any, apply to every process.
+            from_file = settings_module.read_config_file(config_file).get("scheduler", {})
+            logging_paths = from_file.get("logging_paths")
+            logging_level = from_file.get("logging_level")
+            logging_config_file = from_file.get("logging_config_file")
         scheduler_settings = settings_module.resolve(
             "scheduler",
             {**_for_section("scheduler", given), "address": self._address, "io_threads": scheduler_io_threads},
