@@ -21,6 +21,8 @@ import zmq
 import zmq.auth
 import zmq.utils.z85
 
+from scaler.utility.log_limit import OncePerKey
+
 logger = logging.getLogger(__name__)
 
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"
@@ -186,7 +188,7 @@ class Authenticator:
         self.socket = context.socket(zmq.ROUTER)
         self.socket.setsockopt(zmq.LINGER, 0)
         self._roles: dict[bytes, str] = {}
-        self._refused: set[tuple[bytes, bytes]] = set()
+        self._refused = OncePerKey(_REFUSED_REMEMBERED)
         self.refused_count = 0
         self.reload()
 
@@ -208,7 +210,7 @@ class Authenticator:
         roles.update(dict.fromkeys(workers, WORKER_ROLE))
         roles[own_public] = WORKER_ROLE  # whoever holds the scheduler's secret key is trusted as a worker
         self._roles = roles
-        self._refused.clear()
+        self._refused.forget()
         logger.info("CURVE security on: %d client keys, %d worker keys allowed", len(clients), len(workers - clients))
 
     def role(self, public_key_z85: bytes) -> str | None:
@@ -235,10 +237,7 @@ class Authenticator:
             return [*envelope, version, request_id, b"200", b"OK", role.encode(), b""]
         self.refused_count += 1
         peer = (address, key_text)
-        if peer not in self._refused:
-            if len(self._refused) >= _REFUSED_REMEMBERED:
-                self._refused.clear()
-            self._refused.add(peer)
+        if self._refused.first(peer):
             what = "the monitor" if domain == MONITOR_DOMAIN else "the scheduler"
             logger.warning(
                 "CURVE: refused a connection to %s from %s: public key %s is in no allow-list (%s)",

@@ -133,6 +133,37 @@ class StatusReader(StatusSubscriber):
         return super().latest(timeout_seconds)
 
 
+class TaskCountsSampler:
+    """Keeps the ``tasks`` part of every status the scheduler publishes, read in a thread of its own (a
+    StatusReader's socket must not be used from two threads)."""
+
+    def __init__(self, status: StatusReader) -> None:
+        self.counts: list[dict[str, Any]] = []
+        self._status = status
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.counts.append(self._status.latest(timeout_seconds=1)["tasks"])
+            except TimeoutError:
+                pass
+
+    def __enter__(self) -> TaskCountsSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    @property
+    def unfinished(self) -> list[int]:
+        """The unfinished task count of each status kept."""
+        return [int(counts["unfinished"]) for counts in self.counts]
+
+
 @contextmanager
 def supervised_workers(
     cluster: Cluster, count: int, kill_every_seconds: float | None = None, seed: int = 0

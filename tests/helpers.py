@@ -1,4 +1,4 @@
-"""Helpers shared by the tests: polling with a deadline, and the process tree."""
+"""Helpers shared by the tests: polling with a deadline, the process tree, and the environment of commands."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import psutil
 
@@ -53,3 +54,14 @@ def stop_processes(*processes: subprocess.Popen[bytes] | subprocess.Popen[str]) 
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=10)
+
+
+def environment_without_settings(**extra: str) -> dict[str, str]:
+    """This process's environment without any scaler setting (SCALER_<SECTION>_..., SCALER_CONFIG), with the
+    repository importable (workers import the tests' task functions), plus ``extra``."""
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith(("SCALER_SCHEDULER_", "SCALER_WORKER_"))
+    }
+    env.pop("SCALER_CONFIG", None)
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    return {**env, **extra}

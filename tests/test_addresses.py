@@ -7,23 +7,9 @@ import socket
 import pytest
 
 from scaler import Client, Cluster, Scheduler, SchedulerClusterCombo
-from scaler.io.address import connectable_address
+from scaler.io.address import connectable_address, local_address
 from tests import tasks
 from tests.helpers import wait_until
-
-
-def _free_port_pair(family: socket.AddressFamily, host: str) -> int:
-    """A port whose next port is free too (the monitor's), on ``host``."""
-    for _ in range(100):
-        with socket.socket(family) as first, socket.socket(family) as second:
-            first.bind((host, 0))
-            port = first.getsockname()[1]
-            try:
-                second.bind((host, port + 1))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free pair of ports")
 
 
 def _ipv6_loopback() -> bool:
@@ -39,7 +25,7 @@ def _ipv6_loopback() -> bool:
 def test_an_ipv6_address_works_for_scheduler_workers_and_clients() -> None:
     if not _ipv6_loopback():
         pytest.skip("this machine has no IPv6 loopback (::1)")
-    address = f"tcp://[::1]:{_free_port_pair(socket.AF_INET6, '::1')}"
+    address = local_address("::1")
     with SchedulerClusterCombo(n_workers=2, address=address) as combo, Client(address, timeout_seconds=30) as client:
         assert combo.get_address() == address
         assert client.map(tasks.add, [(i, i) for i in range(100)]) == [2 * i for i in range(100)]
@@ -49,7 +35,7 @@ def test_an_ipv6_address_works_for_scheduler_workers_and_clients() -> None:
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("wildcard", ["0.0.0.0", "*"])
 def test_a_scheduler_bound_to_every_interface_is_reached_by_a_host_address(wildcard: str) -> None:
-    port = _free_port_pair(socket.AF_INET, "0.0.0.0")
+    port = int(local_address("0.0.0.0").rsplit(":", 1)[1])
     bound = f"tcp://{wildcard}:{port}"
     reached = connectable_address(bound)
     assert reached == f"tcp://127.0.0.1:{port}"

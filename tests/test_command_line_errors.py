@@ -22,15 +22,13 @@ from scaler import Client, SchedulerClusterCombo
 from scaler.errors import SchedulerLostError, StartError, VersionMismatchError
 from scaler.io.address import free_tcp_port, local_address
 from tests import tasks
-from tests.helpers import stop_processes, wait_until
+from tests.helpers import environment_without_settings, stop_processes, wait_until
 
 BIN = Path(sys.executable).parent
-REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 def _run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("SCALER_SCHEDULER", "SCALER_WORKER"))}
-    env.pop("SCALER_CONFIG", None)
+    env = environment_without_settings()
     return subprocess.run([str(BIN / args[0]), *args[1:]], capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -201,7 +199,7 @@ def test_a_worker_logs_connected_when_the_scheduler_answers(tmp_path: Path) -> N
 def test_a_scheduler_stopped_by_sigterm_tells_its_workers_and_clients(tmp_path: Path) -> None:
     address = local_address()
     worker_log = tmp_path / "worker.log"
-    env = {**os.environ, "PYTHONPATH": str(REPOSITORY)}
+    env = environment_without_settings()
     scheduler = subprocess.Popen([str(BIN / "scaler_scheduler"), "-ll", "WARNING", address], env=env)
     worker = subprocess.Popen(
         [str(BIN / "scaler_worker"), "-n", "1", "-lp", str(worker_log), "--death-timeout-seconds", "60", address],

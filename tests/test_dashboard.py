@@ -29,6 +29,7 @@ import msgpack
 import pytest
 import zmq
 
+from benchmarks.dashboard_overhead import CHROMIUM_FLAGS
 from scaler import Client, SchedulerClusterCombo
 from scaler.io.address import default_monitor_address, local_address
 from tests import tasks
@@ -36,16 +37,6 @@ from tests.helpers import wait_until
 
 BIN = Path(sys.executable).parent
 REPOSITORY = Path(__file__).resolve().parent.parent
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TIMEOUT_MS = 20_000
 
 
@@ -133,7 +124,7 @@ def browser_page(tmp_path: Path) -> Iterator[Any]:
             str(tmp_path / "chromium-profile"),
             executable_path=executable,
             headless=True,
-            args=CHROMIUM_ARGS,
+            args=CHROMIUM_FLAGS,  # the flags the dashboard benchmark starts Chromium with
             viewport={"width": 1400, "height": 900},
         )
         try:

@@ -23,7 +23,7 @@ import pytest
 
 from scaler import Client, SchedulerClusterCombo
 from scaler.parallel import MapReduce, ParallelProcessor
-from tests.cluster_parts import Cluster, StatusReader
+from tests.cluster_parts import Cluster, StatusReader, TaskCountsSampler
 from tests.helpers import live_children, wait_until
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -117,31 +117,6 @@ def processor_pids(combo: SchedulerClusterCombo) -> set[int]:
         pids.add(pid)
         pids.update(child.pid for child in agent.children(recursive=True))
     return pids
-
-
-class UnfinishedSampler:
-    """Reads the scheduler's unfinished task count from every status it publishes, in a thread."""
-
-    def __init__(self, status: StatusReader) -> None:
-        self.samples: list[int] = []
-        self._status = status
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.samples.append(int(self._status.latest(timeout_seconds=1)["tasks"]["unfinished"]))
-            except TimeoutError:
-                pass
-
-    def __enter__(self) -> UnfinishedSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
 
 
 @pytest.fixture
@@ -254,19 +229,19 @@ def test_never_more_than_max_in_flight_tasks_are_unfinished(status_cluster: tupl
     cluster, status = status_cluster
     collected: list[int] = []
     backlog: list[int] = []  # added minus collected, each time add_task returns
-    with Client(cluster.address, timeout_seconds=30) as client, UnfinishedSampler(status) as sampler:
+    with Client(cluster.address, timeout_seconds=30) as client, TaskCountsSampler(status) as sampler:
         pp = ParallelProcessor(2, sleep_and_return, collected.append, client=client, max_in_flight=10)
         for i in range(80):
             pp.add_task(0.04, i)
             backlog.append(i + 1 - len(collected))
         pp.task_done()
         pp.join()
-        assert wait_until(lambda: len(sampler.samples) >= 2 and sampler.samples[-1] == 0, timeout_seconds=10)
+        assert wait_until(lambda: len(sampler.unfinished) >= 2 and sampler.unfinished[-1] == 0, timeout_seconds=10)
     assert sorted(collected) == list(range(80))
     assert max(backlog) == 10  # add_task had to wait for a slot, and never let an eleventh task out
-    assert len(sampler.samples) >= 5
-    assert max(sampler.samples) <= 10, sampler.samples
-    assert max(sampler.samples) >= 5, sampler.samples  # the run was seen under load
+    assert len(sampler.unfinished) >= 5
+    assert max(sampler.unfinished) <= 10, sampler.unfinished
+    assert max(sampler.unfinished) >= 5, sampler.unfinished  # the run was seen under load
 
 
 def test_add_task_blocks_until_a_task_ends(client: Client, tmp_path: Path) -> None:
@@ -448,10 +423,10 @@ def test_map_reduce_without_tasks_returns_none_and_a_mapper_exception_ends_join(
 @pytest.mark.timeout(60)
 def test_map_reduce_keeps_at_most_max_in_flight_tasks_unfinished(status_cluster: tuple[Cluster, StatusReader]) -> None:
     cluster, status = status_cluster
-    with Client(cluster.address, timeout_seconds=30) as client, UnfinishedSampler(status) as sampler:
+    with Client(cluster.address, timeout_seconds=30) as client, TaskCountsSampler(status) as sampler:
         mr = MapReduce(2, sleep_and_return, add, client=client, chunk_size=1, max_in_flight=4)
         for i in range(60):
             mr.add_task(0.02, i)
         assert mr.join() == sum(range(60))
-    assert len(sampler.samples) >= 3
-    assert max(sampler.samples) <= 4, sampler.samples
+    assert len(sampler.unfinished) >= 3
+    assert max(sampler.unfinished) <= 4, sampler.unfinished

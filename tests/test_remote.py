@@ -23,7 +23,7 @@ from scaler.errors import SchedulerLostError
 from scaler.io.address import free_tcp_port
 from scaler.parallel.connection import scheduler_address
 from scaler.remote import Remote, Task
-from tests.cluster_parts import Cluster, StatusReader
+from tests.cluster_parts import Cluster, StatusReader, TaskCountsSampler
 from tests.helpers import wait_until
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "remote_task.py"
@@ -110,32 +110,6 @@ def test_remote_submit_scatter_fetch_and_cancel(remote: Remote) -> None:
     slow = remote.submit(sleep_and_return, 30, 0)
     remote.cancel([slow])
     assert slow.cancelled()
-
-
-class TaskCountsSampler:
-    """Keeps the ``tasks`` part of every status the scheduler publishes, read in a thread of its own (a
-    StatusReader's socket must not be used from two threads)."""
-
-    def __init__(self, status: StatusReader) -> None:
-        self.counts: list[dict[str, Any]] = []
-        self._status = status
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.counts.append(self._status.latest(timeout_seconds=1)["tasks"])
-            except TimeoutError:
-                pass
-
-    def __enter__(self) -> TaskCountsSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
 
 
 @pytest.mark.timeout(60)

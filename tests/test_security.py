@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -18,19 +17,9 @@ from scaler import Client, SchedulerClusterCombo
 from scaler.errors import SchedulerLostError
 from scaler.io.address import default_monitor_address, local_address
 from scaler.security import Security
-from tests.helpers import stop_processes, wait_until
+from tests.helpers import environment_without_settings, stop_processes, wait_until
 
 BIN = Path(sys.executable).parent
-REPOSITORY = Path(__file__).resolve().parent.parent
-
-
-def _environment() -> dict[str, str]:
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith(("SCALER_SCHEDULER_", "SCALER_WORKER_"))
-    }
-    env.pop("SCALER_CONFIG", None)
-    env["PYTHONPATH"] = str(REPOSITORY)
-    return env
 
 
 def _keygen(directory: Path, name: str) -> None:
@@ -96,7 +85,7 @@ class SecuredScheduler:
                 "--logging-paths",
                 str(self.log),
             ],
-            env=_environment(),
+            env=environment_without_settings(),
         )
         assert wait_until(lambda: "listening" in self.text(), 30), self.text()
 
@@ -132,7 +121,7 @@ def _worker(scheduler: SecuredScheduler, keys: Keys, name: str, log: Path, n: in
             "--logging-paths",
             str(log),
         ],
-        env=_environment(),
+        env=environment_without_settings(),
     )
 
 
@@ -245,18 +234,20 @@ def test_the_monitor_needs_an_allowed_key(scheduler: SecuredScheduler, keys: Key
         capture_output=True,
         text=True,
         timeout=60,
-        env=_environment(),
+        env=environment_without_settings(),
     )
     assert with_keys.returncode == 0, with_keys.stderr
     assert scheduler.address.split(":")[-1] in with_keys.stdout
-    without = subprocess.run([*top, "3"], capture_output=True, text=True, timeout=60, env=_environment())
+    without = subprocess.run(
+        [*top, "3"], capture_output=True, text=True, timeout=60, env=environment_without_settings()
+    )
     assert without.returncode == 1 and without.stdout == ""
     not_allowed = subprocess.run(
         [*top, "3", "--curve-secret-key", keys.secret("mallory"), "--curve-server-key", keys.server],
         capture_output=True,
         text=True,
         timeout=60,
-        env=_environment(),
+        env=environment_without_settings(),
     )
     assert not_allowed.returncode == 1 and not_allowed.stdout == ""
     assert "to the monitor from 127.0.0.1" in scheduler.text()

@@ -7,7 +7,6 @@ Precedence is command line > environment > configuration file > default, shown a
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,20 +19,9 @@ from scaler.io.address import local_address
 from scaler.scheduler.config import SchedulerConfig
 from scaler.worker.config import WorkerConfig
 from tests import tasks
-from tests.helpers import stop_processes, wait_until
+from tests.helpers import environment_without_settings, stop_processes, wait_until
 
 BIN = Path(sys.executable).parent
-REPOSITORY = Path(__file__).resolve().parent.parent
-
-
-def _clean_environment(**extra: str) -> dict[str, str]:
-    """This environment without any scaler setting, plus ``extra``."""
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith(("SCALER_SCHEDULER_", "SCALER_WORKER_"))
-    }
-    env.pop("SCALER_CONFIG", None)
-    env["PYTHONPATH"] = str(REPOSITORY)
-    return {**env, **extra}
 
 
 def _show_config(*args: str, env: dict[str, str]) -> dict[str, str]:
@@ -64,7 +52,7 @@ def _write(path: Path, text: str) -> str:
 
 @pytest.mark.timeout(60)
 def test_default_level(tmp_path: Path) -> None:
-    lines = _show_config(env=_clean_environment())
+    lines = _show_config(env=environment_without_settings())
     assert lines["client_timeout_seconds"] == "client_timeout_seconds = 60.0  # default"
     assert lines["address"] == 'address = "tcp://127.0.0.1:5555"  # command line'
 
@@ -72,18 +60,18 @@ def test_default_level(tmp_path: Path) -> None:
 @pytest.mark.timeout(60)
 def test_config_file_level_beats_defaults(tmp_path: Path) -> None:
     config = _write(tmp_path / "scaler.toml", "[scheduler]\nclient_timeout_seconds = 7\n[worker]\nnum_of_workers = 3\n")
-    lines = _show_config("-c", config, env=_clean_environment())
+    lines = _show_config("-c", config, env=environment_without_settings())
     assert lines["client_timeout_seconds"] == f"client_timeout_seconds = 7.0  # config file {config}"
     assert lines["worker_timeout_seconds"].endswith("# default")
     # the file may also be named by SCALER_CONFIG
-    lines = _show_config(env=_clean_environment(SCALER_CONFIG=config))
+    lines = _show_config(env=environment_without_settings(SCALER_CONFIG=config))
     assert lines["client_timeout_seconds"] == f"client_timeout_seconds = 7.0  # config file {config}"
 
 
 @pytest.mark.timeout(60)
 def test_environment_level_beats_the_file(tmp_path: Path) -> None:
     config = _write(tmp_path / "scaler.toml", "[scheduler]\nclient_timeout_seconds = 7\nprotected = true\n")
-    env = _clean_environment(SCALER_SCHEDULER_CLIENT_TIMEOUT_SECONDS="8", SCALER_SCHEDULER_PROTECTED="false")
+    env = environment_without_settings(SCALER_SCHEDULER_CLIENT_TIMEOUT_SECONDS="8", SCALER_SCHEDULER_PROTECTED="false")
     lines = _show_config("-c", config, env=env)
     assert lines["client_timeout_seconds"] == (
         "client_timeout_seconds = 8.0  # environment SCALER_SCHEDULER_CLIENT_TIMEOUT_SECONDS"
@@ -94,7 +82,7 @@ def test_environment_level_beats_the_file(tmp_path: Path) -> None:
 @pytest.mark.timeout(60)
 def test_command_line_level_beats_the_environment(tmp_path: Path) -> None:
     config = _write(tmp_path / "scaler.toml", "[scheduler]\nclient_timeout_seconds = 7\n")
-    env = _clean_environment(SCALER_SCHEDULER_CLIENT_TIMEOUT_SECONDS="8")
+    env = environment_without_settings(SCALER_SCHEDULER_CLIENT_TIMEOUT_SECONDS="8")
     lines = _show_config("-c", config, "--client-timeout-seconds", "9", "-lp", "/dev/stderr", env=env)
     assert lines["client_timeout_seconds"] == "client_timeout_seconds = 9.0  # command line"
     assert lines["logging_paths"] == 'logging_paths = ["/dev/stderr"]  # command line'
@@ -110,7 +98,7 @@ def test_settings_from_file_and_environment_reach_the_running_processes(tmp_path
         f'[scheduler]\naddress = "{address}"\nprotected = false\nlogging_level = "WARNING"\n'
         f'[worker]\nscheduler_address = "{address}"\nworker_names = "one,two"\nlogging_level = "WARNING"\n',
     )
-    env = _clean_environment(SCALER_CONFIG=config, SCALER_WORKER_NUM_OF_WORKERS="2")
+    env = environment_without_settings(SCALER_CONFIG=config, SCALER_WORKER_NUM_OF_WORKERS="2")
     scheduler = subprocess.Popen([str(BIN / "scaler_scheduler")], env=env, stdout=subprocess.DEVNULL)
     workers = subprocess.Popen([str(BIN / "scaler_worker")], env=env, stdout=subprocess.DEVNULL)
     try:
@@ -143,7 +131,7 @@ def test_a_bad_configuration_file_gives_one_clear_line(tmp_path: Path, text: str
         capture_output=True,
         text=True,
         timeout=60,
-        env=_clean_environment(),
+        env=environment_without_settings(),
     )
     assert result.returncode == 2
     assert message in result.stderr

@@ -94,8 +94,8 @@ class Client:
         stream_output: bool = False,
         security: Security | None = None,
     ) -> None:
+        processor = current_processor()  # the task running in this process, if this client is a nested one
         if address is None:
-            processor = current_processor()
             if processor is None:
                 raise ValueError(
                     "No scheduler address provided, and not running inside a worker context: Client needs the "
@@ -145,7 +145,6 @@ class Client:
         connect[ClientConnectField.PID] = os.getpid()
         connect[ClientConnectField.HOSTNAME] = socket.gethostname()
         connect[ClientConnectField.VERSION] = version.__version__
-        processor = current_processor()
         connect[ClientConnectField.PARENT_TASK_ID] = processor.task_id if processor is not None else None
         self._connection.send_message(encode(MessageType.CLIENT_CONNECT, connect))
         refusal: BaseException | None = None
@@ -175,7 +174,6 @@ class Client:
         self._task_ids = itertools.count(task_id_base(self.client_number) + 1)
         if serializer_id is not None:
             self._put_object(serializer_id, serializer_payload)
-        processor = current_processor()
         self._base_priority = processor.task_priority + 1 if processor is not None else 0
         with _created_lock:
             _created_clients[:] = [reference for reference in _created_clients if reference() is not None]

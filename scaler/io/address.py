@@ -25,19 +25,24 @@ def free_tcp_port(host: str = "127.0.0.1") -> int:
         return probe.getsockname()[1]
 
 
-def local_address() -> str:
-    """A fresh tcp address on 127.0.0.1 whose next port (the default monitor port) is free too."""
+def local_address(host: str = "127.0.0.1") -> str:
+    """A fresh tcp address on ``host`` (127.0.0.1 by default; an IPv6 host such as ``::1`` works too) whose next
+    port (the default monitor port) is free too."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    shown = f"[{host}]" if family == socket.AF_INET6 else host
     for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as first:
-            first.bind(("127.0.0.1", 0))
+        with socket.socket(family, socket.SOCK_STREAM) as first:
+            first.bind((host, 0))
             port = first.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as second:
+            with socket.socket(family, socket.SOCK_STREAM) as second:
                 try:
-                    second.bind(("127.0.0.1", port + 1))
+                    second.bind((host, port + 1))
                 except OSError:
                     continue
-        return f"tcp://127.0.0.1:{port}"
-    return f"tcp://127.0.0.1:{free_tcp_port()}"
+        return f"tcp://{shown}:{port}"
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return f"tcp://{shown}:{probe.getsockname()[1]}"
 
 
 def tcp_host_and_port(address: str) -> tuple[str, int] | None:

@@ -30,6 +30,7 @@ from scaler.security import (
     peer_address_text,
     peer_role,
 )
+from scaler.utility.log_limit import OncePerKey
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +63,7 @@ class Scheduler:
         self.authenticator: Authenticator | None = None
         self._zap_socket: AsyncSocket | None = None
         self._handshake_failures = 0
-        self._refused_workers: set[bytes] = set()
-        self._refused_clients: set[bytes] = set()
+        self._refused_peers = OncePerKey()  # (what was refused, identity): each logged once
         self._current_frame: Any = None
         if self._security is not None:
             try:
@@ -213,10 +213,7 @@ class Scheduler:
             return None
         if role == WORKER_ROLE and parent_task_id is not None and self.core.tasks.on_a_worker(parent_task_id):
             return None
-        if identity not in self._refused_clients:
-            if len(self._refused_clients) >= 10_000:
-                self._refused_clients.clear()
-            self._refused_clients.add(identity)
+        if self._refused_peers.first(("client", identity)):
             logger.warning(
                 "CURVE: refused CLIENT_CONNECT from %s: its key is allowed as a %s, which may connect as a client "
                 "only from inside a running task",
@@ -237,10 +234,7 @@ class Scheduler:
         role = peer_role(self._current_frame)
         if role == WORKER_ROLE:
             return None
-        if identity not in self._refused_workers:
-            if len(self._refused_workers) >= 10_000:
-                self._refused_workers.clear()
-            self._refused_workers.add(identity)
+        if self._refused_peers.first(("worker", identity)):
             logger.warning(
                 "CURVE: refused WORKER_CONNECT from %s (peer %r): its key is allowed as a %s, not as a worker",
                 self._current_peer_address(),
@@ -273,7 +267,7 @@ class Scheduler:
             logger.info("SIGHUP: CURVE security is off, nothing to reload")
             return
         self.authenticator.reload()
-        self._refused_workers.clear()
+        self._refused_peers.forget()
 
     def _count_malformed(self, reason: str) -> None:
         counters = self.core.counters

@@ -176,7 +176,8 @@ class WorkerManager:
         estimate = worker.assigned.pop(task_id, None)
         if estimate is None:
             return
-        worker.awaiting_answer.pop(task_id, None)
+        if worker.awaiting_answer:  # most often empty: nothing asked of this worker
+            worker.awaiting_answer.pop(task_id, None)
         worker.started.discard(task_id)
         if task_id in worker.suspended:
             worker.suspended.discard(task_id)  # its estimate was not counted while suspended

@@ -1,4 +1,4 @@
-"""A log that lets a few lines a second through and counts the rest, so a storm of events cannot flood it."""
+"""Logs a storm of events cannot flood: a few lines a second (the rest counted), or one line per peer."""
 
 from __future__ import annotations
 
@@ -38,3 +38,24 @@ class LimitedLog:
             self._logger.log(self._level, "%d more %s not logged one by one", self._held_back, self._what)
         self._lines = 0
         self._held_back = 0
+
+
+class OncePerKey:
+    """Remembers which keys (peers) were already logged, so each is logged once; bounded: past ``capacity``
+    keys it forgets them all and starts again."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._capacity = capacity
+        self._seen: set[Any] = set()
+
+    def first(self, key: Any) -> bool:
+        """Whether ``key`` is seen for the first time (and remember it)."""
+        if key in self._seen:
+            return False
+        if len(self._seen) >= self._capacity:
+            self._seen.clear()
+        self._seen.add(key)
+        return True
+
+    def forget(self) -> None:
+        self._seen.clear()
